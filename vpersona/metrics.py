@@ -1,0 +1,174 @@
+"""Distances between a predicted and a human answer distribution, per cell and summarised.
+
+All metrics act on matrices of shape (n_cells, KMAX) (see :mod:`vpersona.distributions`), one row
+per (country, item[, method...]) cell, with option positions x = 0..K-1 in catalog order:
+
+- ``jsd``: Jensen-Shannon *distance*, base 2: sqrt of the JS divergence, in [0, 1]
+  (0 identical, 1 disjoint supports).
+- ``w1``: Wasserstein-1 (earth mover's) distance over option positions divided by K-1, in [0, 1]
+  (OpinionQA's representativeness is 1 - w1).
+- ``mean_error``: |E_pred[x] - E_human[x]| / (K-1), in [0, 1].
+- ``diversity_ratio``: sd_pred / sd_human of x (1 ideal; < 1 = too concentrated).
+- ``entropy_ratio``: H(pred) / H(human) (Shannon entropy; 1 ideal).
+
+Nominal items (catalog scale ``nominal``) have no order, so ``w1``, ``mean_error`` and
+``diversity_ratio`` are NaN for them; ``jsd`` and ``entropy_ratio`` are defined for every item.
+A ratio whose human denominator is 0 (everyone gave the same answer) is NaN.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .catalog import Catalog, load_catalog
+from .distributions import KMAX, normalise, to_matrix
+
+METRICS = ("jsd", "w1", "mean_error", "diversity_ratio", "entropy_ratio")
+POSITIONS = np.arange(KMAX, dtype=float)
+
+
+def ordered_mask(items, catalog: Catalog | None = None) -> np.ndarray:
+    """True for items whose options are ordered (ordinal or binary scale), per element of ``items``."""
+    catalog = catalog or load_catalog()
+    items = pd.Series(np.asarray(items, dtype=object))
+    uniq = items.unique()
+    lookup = {code: catalog[code].is_ordered for code in uniq}
+    return items.map(lookup).to_numpy(dtype=bool)
+
+
+def _xlogy(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """p * log2(q) with 0 where p == 0."""
+    out = np.zeros_like(p)
+    np.log2(q, out=out, where=p > 0)
+    return out * p
+
+
+def entropy(P: np.ndarray) -> np.ndarray:
+    """Shannon entropy in bits per row."""
+    return -_xlogy(P, P).sum(axis=1)
+
+
+def jsd(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance (base 2) per row; rows are normalised first."""
+    P, Q = normalise(P), normalise(Q)
+    M = 0.5 * (P + Q)
+    div = 0.5 * (_xlogy(P, P) - _xlogy(P, M)).sum(axis=1) + 0.5 * (_xlogy(Q, Q) - _xlogy(Q, M)).sum(axis=1)
+    return np.sqrt(np.clip(div, 0.0, 1.0))
+
+
+def mean_answer(P: np.ndarray) -> np.ndarray:
+    """Expected option position (0-based) per row."""
+    return normalise(P) @ POSITIONS[: P.shape[1]]
+
+
+def sd_answer(P: np.ndarray) -> np.ndarray:
+    """Standard deviation of the option position per row."""
+    P = normalise(P)
+    x = POSITIONS[: P.shape[1]]
+    m = P @ x
+    return np.sqrt(np.clip(P @ x**2 - m**2, 0.0, None))
+
+
+def wasserstein(P: np.ndarray, Q: np.ndarray, K) -> np.ndarray:
+    """W1 over option positions divided by K-1, per row."""
+    cdf_gap = np.abs(np.cumsum(normalise(P) - normalise(Q), axis=1))
+    return cdf_gap.sum(axis=1) / (np.asarray(K, dtype=float) - 1.0)
+
+
+def mean_error(P: np.ndarray, Q: np.ndarray, K) -> np.ndarray:
+    """|mean position of P - mean position of Q| / (K-1), per row."""
+    return np.abs(mean_answer(P) - mean_answer(Q)) / (np.asarray(K, dtype=float) - 1.0)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 1e-12)
+
+
+def cell_metrics(P: np.ndarray, Q: np.ndarray, K, ordered) -> dict[str, np.ndarray]:
+    """Every metric for predicted rows P against human rows Q; NaN where undefined (see module doc)."""
+    ordered = np.asarray(ordered, dtype=bool)
+    nan_unless_ordered = np.where(ordered, 1.0, np.nan)
+    return {
+        "jsd": jsd(P, Q),
+        "w1": wasserstein(P, Q, K) * nan_unless_ordered,
+        "mean_error": mean_error(P, Q, K) * nan_unless_ordered,
+        "diversity_ratio": _ratio(sd_answer(P), sd_answer(Q)) * nan_unless_ordered,
+        "entropy_ratio": _ratio(entropy(normalise(P)), entropy(normalise(Q))),
+    }
+
+
+def score(pred: pd.DataFrame, human: pd.DataFrame, *, catalog: Catalog | None = None,
+          keys=("country", "item")) -> pd.DataFrame:
+    """Per-cell metrics of a predicted distribution table against the human one.
+
+    ``pred`` may carry more key columns than ``keys`` (``method``, ``kind``, ``draw``...): every
+    pred row is matched to the human row with the same ``keys``. Pred rows without a human row
+    (an item not asked in that country) and pred rows whose distribution is missing (all zero or
+    NaN) are not scored: they are left out and counted in ``result.attrs["unscored"]``.
+    Returns pred's non-probability columns + ``K`` + :data:`METRICS`.
+    """
+    keys = list(keys)
+    for name, t in (("pred", pred), ("human", human)):
+        lacking = [c for c in [*keys, "K"] if c not in t.columns]
+        if lacking:
+            raise ValueError(f"{name} table lacks columns {lacking}; expected a distribution table with {keys + ['K']}")
+    if human.duplicated(keys).any():
+        raise ValueError(f"human table has several rows per {keys}; expected one distribution per cell")
+    pred = pred.reset_index(drop=True)
+    row = pd.MultiIndex.from_frame(human[keys]).get_indexer(pd.MultiIndex.from_frame(pred[keys]))
+    P, K = to_matrix(pred)
+    Q_all, K_h = to_matrix(human)
+    has_pred = P.sum(axis=1) > 0
+    keep = (row >= 0) & has_pred
+    mismatch = keep & (K_h[np.where(row >= 0, row, 0)] != K)
+    if mismatch.any():
+        bad = pred.loc[mismatch, keys].head(3).to_dict("records")
+        raise ValueError(f"pred and human disagree on the number of options K for cells such as {bad}")
+    P, K, Q = P[keep], K[keep], Q_all[row[keep]]
+    out = pred.loc[keep, [c for c in pred.columns if not (c.startswith("p") and c[1:].isdigit())]]
+    out = out.reset_index(drop=True)
+    for name, values in cell_metrics(P, Q, K, ordered_mask(out["item"], catalog)).items():
+        out[name] = values
+    out.attrs["unscored"] = int((~keep).sum())
+    return out
+
+
+def _group_seed(seed: int, key) -> np.random.Generator:
+    """A generator that depends only on ``seed`` and the group's key (not on other groups)."""
+    return np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+
+
+def summarise(cells: pd.DataFrame, by=("method", "country"), *, metrics=METRICS, n_boot: int = 1000,
+              level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean of each metric per group with a percentile bootstrap interval over the group's rows (items).
+
+    Columns: ``by`` + ``n_items`` + per metric ``<m>``, ``<m>_lo``, ``<m>_hi``. NaN values (e.g. w1 of
+    nominal items) are left out of that metric's mean. Each group's resamples come from a generator
+    seeded by (seed, group key), so a group's interval does not depend on which other groups exist.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    metrics = [m for m in metrics if m in cells.columns]
+    lacking = [c for c in by if c not in cells.columns]
+    if lacking:
+        raise ValueError(f"cannot summarise by {lacking}: not columns of the cell table ({list(cells.columns)})")
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    rows = []
+    for key, group in cells.groupby(by, sort=True):
+        V = group[metrics].to_numpy(dtype=float)
+        n = len(V)
+        ok = ~np.isnan(V)
+        Vz = np.where(ok, V, 0.0)
+        idx = _group_seed(seed, key).integers(0, n, size=(n_boot, n))
+        counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+        counts = counts.reshape(n_boot, n).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = (counts @ Vz) / (counts @ ok)
+            mean = Vz.sum(axis=0) / ok.sum(axis=0)
+        lo, hi = np.nanpercentile(boot, [lo_q, hi_q], axis=0) if n_boot else (mean * np.nan, mean * np.nan)
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)), n_items=n)
+        for j, m in enumerate(metrics):
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean[j], lo[j], hi[j]
+        rows.append(row)
+    return pd.DataFrame(rows)
