@@ -71,6 +71,9 @@ class Descriptors:
 
     def dimension_sentence(self, scores: dict[str, float]) -> str | None:
         """The two IW dimension scores in words, or None when either score is missing."""
+        if not self.dimension_template or not all(self.dimension_bands.get(d) for d in DIMENSIONS):
+            raise ValueError(f"{self.source} has no `dimensions` section (template and bands for "
+                             f"{', '.join(DIMENSIONS)}) to describe IW dimension scores")
         words = {}
         for dim in DIMENSIONS:
             value = scores.get(dim)
