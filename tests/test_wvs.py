@@ -409,3 +409,17 @@ def test_missing_bundled_sample_says_how_to_regenerate(monkeypatch):
     monkeypatch.setattr(wvs, "BUNDLED_SAMPLE", "data/no_such_SYNTHETIC_sample.csv.gz")
     with pytest.raises(FileNotFoundError, match="python -m vpersona.synthetic"):
         load_bundled_sample()
+
+
+def test_save_survey_round_trips_through_load_wvs(tmp_path):
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        original = wvs.load_bundled_sample(["DEU", "EGY"])
+        path = wvs.save_survey(original, tmp_path / "respondents.csv.gz")
+        again = wvs.load_wvs(path, not_asked="exclude")
+    assert again.responses.equals(original.responses)
+    assert again.missing.equals(original.missing)
+    first = path.read_bytes()
+    wvs.save_survey(again, path)
+    assert path.read_bytes() == first, "save_survey is not byte-reproducible"

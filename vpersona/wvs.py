@@ -112,6 +112,28 @@ def load_bundled_sample(countries=None, items=None) -> Survey:
                      source=BUNDLED_SOURCE, synthetic=True)
 
 
+def bundled_sample_path() -> Path:
+    """Filesystem path of the bundled SYNTHETIC sample (for hashing it into a run's manifest)."""
+    return Path(str(resources.files("vpersona").joinpath(BUNDLED_SAMPLE)))
+
+
+def save_survey(survey: Survey, path) -> Path:
+    """Write ``survey`` back in the official WVS-7 CSV layout (gzip, byte-reproducible): valid
+    codes where answered, the negative missing code otherwise. ``load_wvs`` reads it back into an
+    equal Survey; the notebooks use this to hand the selected respondents to later steps."""
+    path = Path(path)
+    items = survey.items
+    codes = survey.responses[items].where(survey.responses[items].notna(), survey.missing[items])
+    out = pd.concat([pd.DataFrame({COUNTRY_COLUMN: survey.responses["country"].to_numpy(),
+                                   ID_COLUMN: survey.responses.index.to_numpy(),
+                                   DEFAULT_WEIGHT_COLUMN: survey.responses["weight"].to_numpy()}),
+                     codes.reset_index(drop=True).round().astype("Int64")], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.GzipFile(path, "wb", mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+        out.to_csv(fh, index=False, lineterminator="\n", float_format="%.10g")
+    return path
+
+
 def describe(survey: Survey) -> pd.DataFrame:
     """Per country: respondents, weighted respondents, and the share of item answers of each kind.
 
