@@ -32,8 +32,14 @@ from vpersona.wvs import load_bundled_sample, load_wvs
 BUNDLED = Path(__file__).resolve().parent.parent / "vpersona" / "data" / "wvs7_SYNTHETIC_sample.csv.gz"
 COMPONENTS = ["Q8", "Q14", "Q15", "Q17", "Q154", "Q155"]
 INDICES = ["Y002", "Y003"]
-PAIRS = [("Q164", "Q6"), ("Q164", "Q171"), ("Q182", "Q36"), ("Q184", "Q186"), ("Q57", "Q59"),
-         ("Y002", "Q152"), ("Q46", "Q49")]
+# (value or target item, target item, kind): "proxy" = a declared leakage proxy pair of the catalog
+PAIRS = [("Q164", "Q6", "proxy"), ("Q164", "Q165", "proxy"), ("Q164", "Q171", "same module"),
+         ("Q182", "Q36", "proxy"), ("Q182", "Q22", "proxy"), ("Q184", "Q186", "same module"),
+         ("Q185", "Q186", "same module"), ("Q180", "Q181", "same module"), ("Q182", "Q180", "same module"),
+         ("Q46", "Q49", "proxy"), ("Q49", "Q50", "same module"), ("Q57", "Q59", "proxy"),
+         ("Q69", "Q71", "same module"), ("Q209", "Q210", "proxy"), ("Q29", "Q30", "same module"),
+         ("Y002", "Q152", "same module"), ("Q164", "Q182", "other module"), ("Q164", "Q57", "other module"),
+         ("Q57", "Q29", "other module")]
 
 
 def jsd_table(survey) -> pd.DataFrame:
@@ -69,13 +75,14 @@ def per_country(cells: pd.DataFrame) -> pd.DataFrame:
 def informativeness(survey) -> pd.DataFrame:
     """Within-country Spearman correlation of value/target pairs, median over countries."""
     rows = []
-    for a, b in PAIRS:
+    for a, b, kind in PAIRS:
         rs = []
         for _, g in survey.responses.groupby("country"):
             pair = g[[a, b]].dropna()
             if len(pair) > 50 and pair[a].nunique() > 1 and pair[b].nunique() > 1:
                 rs.append(pair[a].corr(pair[b], method="spearman"))
-        rows.append({"pair": f"{a}-{b}", "median rho": np.median(rs), "min": np.min(rs), "max": np.max(rs)})
+        rows.append({"pair": f"{a}-{b}", "kind": kind, "median rho": np.median(rs), "min": np.min(rs),
+                     "max": np.max(rs), "countries": len(rs)})
     return pd.DataFrame(rows)
 
 

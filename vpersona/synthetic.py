@@ -1,7 +1,7 @@
 """Generate a SYNTHETIC respondent-level sample in the WVS Wave 7 layout.
 
 The rows are NOT real respondents. They are drawn from a documented latent model (a Gaussian
-copula on the two Inglehart-Welzel factors) so that
+copula on the two Inglehart-Welzel factors plus content factors) so that
 
 * per country, every item's W_WEIGHT-weighted answer shares reproduce the real WVS-7 weighted
   marginals in ``vpersona/data/wvs7_marginals.csv.gz``, and don't know / no answer / not asked
@@ -10,6 +10,10 @@ copula on the two Inglehart-Welzel factors) so that
   secular-rational and F2 survival -> self-expression, with item loadings derived from how each
   item's country mean correlates with the published IW map positions across countries, shrunk by
   ``SHRINK`` because individual-level links are weaker than ecological ones;
+* items of the same content (religion, justifiability, trust, gender roles, ...) also share
+  content factors, and every declared leakage proxy pair (catalog ``proxies``) shares one more
+  factor, with loadings that are stated assumptions in ``vpersona/data/synthetic_factors.yaml``
+  (aimed at typical published within-country correlations, not estimated from respondents);
 * the components of the two IW indices (Q154/Q155 -> Y002, Q8/Q14/Q15/Q17 -> Y003) are drawn
   jointly, so the indices are computed from them and stay consistent.
 
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from .catalog import Catalog, Item, load_catalog
 from .wvs import INDEX_COMPONENTS, autonomy_index, postmaterialism_index
@@ -62,6 +67,8 @@ WEIGHT_SD = 0.3                    # W_WEIGHT ~ lognormal(0, WEIGHT_SD), rescale
 MISSING_SHARED = 1.0               # sd of the respondent-level non-response propensity
 DK, NA, NOT_ASKED, OTHER = -1, -2, -4, -5
 INVENTED = ("Q262", "H_URBRURAL")
+CONTENT_FACTORS_FILE = "synthetic_factors.yaml"
+MAX_COMMUNALITY = 0.95             # sum of squared loadings of an item must stay below this
 _COMPONENTS = {part: index for index, parts in (("Y003", INDEX_COMPONENTS["autonomy"]),
                                                  ("Y002", INDEX_COMPONENTS["postmaterialism"]))
                for part in parts}
@@ -202,6 +209,58 @@ def item_loadings(catalog: Catalog | None = None) -> pd.DataFrame:
     load through it; 0 for nominal items without an axis), ``n_countries``.
     """
     return _loadings_cached(catalog if catalog is not None else load_catalog()).copy()
+
+
+_CONTENT: dict[int, tuple[Catalog, pd.DataFrame]] = {}
+
+
+def _content_cached(catalog: Catalog) -> pd.DataFrame:
+    if id(catalog) in _CONTENT:
+        return _CONTENT[id(catalog)][1]
+    spec = yaml.safe_load(resources.files("vpersona").joinpath(f"data/{CONTENT_FACTORS_FILE}")
+                          .read_text(encoding="utf-8"))
+    iw = _loadings_cached(catalog)
+    loads: dict[tuple[str, str], float] = {}
+    for factor, body in spec["factors"].items():
+        for code, value in body["loadings"].items():
+            if code not in catalog or code in _COMPONENTS or code in INVENTED or not _on_axis(catalog[code]):
+                raise ValueError(f"{CONTENT_FACTORS_FILE}: factor {factor!r} lists {code!r}, expected an "
+                                 f"ordinal/binary catalog item, an index, or one of {sorted(NOMINAL_AXES)}")
+            loads[(code, factor)] = float(value)
+    proxy = float(spec["proxy_loading"])
+    for item in catalog:
+        for value_code in item.proxies:
+            r_value = iw.loc[value_code, ["r_trad", "r_surv"]].to_numpy(float)
+            r_proxy = iw.loc[item.code, ["r_trad", "r_surv"]].to_numpy(float)
+            sign = np.sign(r_value @ r_proxy)
+            if not np.isfinite(sign) or sign == 0:
+                raise ValueError(f"cannot derive the sign of the proxy link {item.code}-{value_code}: "
+                                 f"expected both items to have ecological IW correlations")
+            loads[(value_code, f"proxy:{value_code}")] = proxy
+            loads[(item.code, f"proxy:{value_code}")] = float(sign) * proxy
+    table = pd.Series(loads).unstack(fill_value=0.0)
+    factors = list(spec["factors"]) + sorted(f for f in table.columns if f.startswith("proxy:"))
+    table = table[factors].reindex([i.code for i in catalog if i.code in table.index])
+    iw_part = iw.loc[table.index, ["load_trad", "load_surv"]].fillna(0.0).to_numpy(float)
+    communality = (iw_part ** 2).sum(axis=1) + (table.to_numpy() ** 2).sum(axis=1)
+    if (communality >= MAX_COMMUNALITY).any():
+        bad = table.index[communality >= MAX_COMMUNALITY].tolist()
+        raise ValueError(f"{CONTENT_FACTORS_FILE}: the squared loadings of {bad} sum to "
+                         f">= {MAX_COMMUNALITY} with their IW loadings; expected less (unique variance)")
+    _CONTENT[id(catalog)] = (catalog, table)
+    return table
+
+
+def content_loadings(catalog: Catalog | None = None) -> pd.DataFrame:
+    """Loadings of items on the content factors (one column per factor, 0 where an item does not load).
+
+    Module and cluster factors come from ``vpersona/data/synthetic_factors.yaml`` (stated
+    assumptions); then one ``proxy:<value item>`` column per value item with declared proxies,
+    loading ``proxy_loading`` on the value item and +-``proxy_loading`` on each proxy, the sign
+    being that of the dot product of the two items' ecological IW correlations (``r_trad``,
+    ``r_surv`` of :func:`item_loadings`). Items without content factors are absent.
+    """
+    return _content_cached(catalog if catalog is not None else load_catalog()).copy()
 
 
 # --------------------------------------------------------------------------- assignment
@@ -354,14 +413,25 @@ class _Country:
         self.iso3, self.n, self.seed, self.catalog = iso3, n, seed, catalog
         self.marginals = real_marginals(iso3, catalog)
         self.loadings = _loadings_cached(catalog)
+        self.content = _content_cached(catalog)
         rng = self.rng("respondents")
         self.factors = rng.standard_normal((n, 2))
         w = np.exp(WEIGHT_SD * rng.standard_normal(n))
         self.weights = np.round(w / w.mean(), 6)
         self.propensity = MISSING_SHARED * rng.standard_normal(n)
+        # content factors (own stream, so F1, F2, weights and propensity are as without them)
+        content = self.rng("content factors").standard_normal((n, self.content.shape[1]))
+        self.all_factors = np.hstack([self.factors, content])
 
     def rng(self, key: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, _code_number(self.iso3), _code_number(key)])
+
+    def loading_vector(self, code: str) -> np.ndarray:
+        """Loadings of ``code`` on (F1, F2, content factors...), the columns of ``all_factors``."""
+        iw = self.loadings.loc[code, ["load_trad", "load_surv"]].to_numpy(float)
+        content = self.content.loc[code].to_numpy(float) if code in self.content.index \
+            else np.zeros(self.content.shape[1])
+        return np.concatenate([iw, content])
 
     def item(self, item: Item) -> np.ndarray:
         m = self.marginals.get(item.code)
@@ -371,7 +441,7 @@ class _Country:
         noise, tiebreak, miss_noise = rng.standard_normal(self.n), rng.random(self.n), rng.standard_normal(self.n)
         missing = _missing_codes(m.counts(self.n), self.propensity + miss_noise, rng)
         valid = missing == 0
-        latent = _latent(self.factors[valid], self.loadings.loc[item.code, ["load_trad", "load_surv"]], noise[valid])
+        latent = _latent(self.all_factors[valid], self.loading_vector(item.code), noise[valid])
         if item.code in NOMINAL_AXES:
             group = np.isin(item.codes, NOMINAL_AXES[item.code]).astype(int)
         elif _on_axis(item):
@@ -406,7 +476,7 @@ class _Country:
         noise, tiebreak, shared = rng.standard_normal(self.n), rng.random(self.n), rng.standard_normal(self.n)
         missing = np.column_stack([_missing_codes(self.marginals[p].counts(self.n), self.propensity + shared, rng)
                                    for p in parts])
-        latent = _latent(self.factors, self.loadings.loc[derived.code, ["load_trad", "load_surv"]], noise)
+        latent = _latent(self.all_factors, self.loading_vector(derived.code), noise)
         answers = np.zeros((self.n, len(parts)), dtype=int)
         patterns = missing == 0
         for pattern in np.unique(patterns, axis=0):
