@@ -76,3 +76,22 @@ def test_bad_price_tables_are_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_prices(path)
+
+
+def test_estimate_grid_cost_counts_prompts_and_prices_them(tmp_path):
+    import pandas as pd
+    from vpersona import load_catalog
+    from vpersona.cost import estimate_grid_cost, run_cost
+    personas = pd.DataFrame({"persona_id": ["a", "b"], "text": ["x" * 400, ""]})
+    pairs = pd.DataFrame({"persona_id": ["a", "a", "b"], "item": ["Q6", "Q29", "Q6"]})
+    prices = tmp_path / "p.yaml"
+    prices.write_text("models:\n  m: {input: 1.0, output: 2.0}\n")
+    est = estimate_grid_cost(personas, pairs, model="m", catalog=load_catalog(), prices=prices, replicates=2)
+    assert est["n_prompts"] == 6
+    assert 100 < est["prompt_tokens"] / 6 < 400           # ~100 persona tokens + question + overhead
+    assert est["total_usd"] == pytest.approx(est["prompt_tokens"] * 1e-6 + 6 * 2e-6)
+    unknown = estimate_grid_cost(personas, pairs, model="m", catalog=load_catalog())
+    assert unknown["total_usd"] is None and unknown["n_prompts"] == 3
+    spent = run_cost({"prompt_tokens": 1_000_000, "completion_tokens": 0, "calls": 5}, model="m", prices=prices)
+    assert spent["total_usd"] == pytest.approx(1.0) and spent["calls"] == 5
+    assert run_cost({"prompt_tokens": 10}, model="m")["total_usd"] is None

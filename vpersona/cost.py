@@ -155,3 +155,38 @@ def estimate_cost(n_prompts: int, mean_prompt_tokens: float, *, model: str, pric
     return {"model": model, "n_prompts": int(n_prompts), "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens, "batch": batch, "input_usd": input_usd,
             "output_usd": output_usd, "total_usd": input_usd + output_usd, "price_source": prices.source}
+
+
+CHARS_PER_TOKEN = 4.0      # rough English average; the estimate is for planning, not billing
+PROMPT_OVERHEAD_TOKENS = 40  # chat template, answer options' labels and the instruction
+
+
+def estimate_grid_cost(personas: pd.DataFrame, pairs: pd.DataFrame, *, model: str, catalog,
+                       prices: str | Path | PriceTable | None = None, replicates: int = 1,
+                       mean_completion_tokens: float = 1.0) -> dict:
+    """Plan a grid before it runs: number of prompts (one per pair and replicate, before
+    deduplication and cache hits, so an upper bound) and tokens estimated from the texts'
+    lengths; dollars when a price table is given (else ``total_usd`` is None)."""
+    text = personas.drop_duplicates("persona_id").set_index("persona_id")["text"].str.len()
+    question = {c: len(catalog[c].text) + sum(len(lab) + 4 for _, lab in catalog[c].options)
+                for c in pairs["item"].unique()}
+    chars = pairs["persona_id"].map(text).to_numpy() + pairs["item"].map(question).to_numpy()
+    n_prompts = int(len(pairs) * replicates)
+    mean_tokens = float(chars.mean() / CHARS_PER_TOKEN + PROMPT_OVERHEAD_TOKENS) if len(pairs) else 0.0
+    if prices is None:
+        return {"model": model, "n_prompts": n_prompts, "prompt_tokens": n_prompts * mean_tokens,
+                "completion_tokens": n_prompts * mean_completion_tokens, "total_usd": None,
+                "note": "no price table given (PRICE_TABLE): dollars unknown"}
+    table = prices if isinstance(prices, PriceTable) else load_prices(prices)
+    return estimate_cost(n_prompts, mean_tokens, model=model, prices=table,
+                         mean_completion_tokens=mean_completion_tokens)
+
+
+def run_cost(run_stats: Mapping, *, model: str, prices: str | Path | PriceTable | None = None) -> dict:
+    """Tokens a grid run actually sent (its ``run_stats``) and, with a price table, what they cost."""
+    usage = usage_table([{"model": model, "prompt_tokens": run_stats.get("prompt_tokens", 0),
+                          "completion_tokens": run_stats.get("completion_tokens", 0)}])
+    table = None if prices is None else (prices if isinstance(prices, PriceTable) else load_prices(prices))
+    row = cost_report(usage, table).iloc[0].to_dict()
+    row["calls"] = int(run_stats.get("calls", 0))
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}

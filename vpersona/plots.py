@@ -27,7 +27,8 @@ def save_fig(fig, run_dir: str | Path, name: str, *, synthetic: bool, note: str 
     """Save ``fig`` to ``<run_dir>/figures/<name>.png`` with a provenance footer."""
     footer = " ".join(x for x in (SYNTHETIC_FOOTER if synthetic else None, note) if x)
     if footer:
-        fig.text(0.01, -0.01, footer, ha="left", va="top", fontsize=8, color="dimgray", wrap=True)
+        fig.tight_layout()
+        fig.text(0.01, -0.03, footer, ha="left", va="top", fontsize=8, color="dimgray", wrap=True)
     path = Path(run_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
@@ -61,7 +62,9 @@ def error_by_country(summary: pd.DataFrame, *, metric: str = "jsd", title: str, 
     ax = ax or plt.subplots(figsize=(11, 5))[1]
     order = sorted(summary["country"].unique())
     methods = list(dict.fromkeys(summary["method"]))
-    palette = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    llm = [m for m in methods if not is_reference(m)]
+    palette = dict(zip(llm, sns.color_palette("tab20" if len(llm) > 10 else "tab10", len(llm))))
+    palette["regression"] = "black"
     for m in methods:
         d = summary[summary["method"] == m].set_index("country").reindex(order)
         ref = is_reference(m)
@@ -97,7 +100,11 @@ def example_distributions(long: pd.DataFrame, *, title: str, col_wrap: int = 3):
     """Grid of answer distributions, one panel per (country, item); ``long``: country, item, option,
     p, method (with method 'human' for the target)."""
     long = long.assign(cell=long["country"] + " · " + long["item"])
+    methods = list(dict.fromkeys(long["method"]))
+    others = [m for m in methods if m != "human"]
+    palette = {"human": "black", **dict(zip(others, sns.color_palette("tab10", len(others))))}
     g = sns.catplot(data=long, kind="bar", x="option", y="p", hue="method", col="cell", col_wrap=col_wrap,
+                    hue_order=["human", *others], palette=palette,
                     height=2.6, aspect=1.4, sharex=False, legend_out=True)
     g.set_titles("{col_name}")
     g.set_axis_labels("answer option (scale order)", "share")
