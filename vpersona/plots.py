@@ -79,9 +79,12 @@ def error_by_country(summary: pd.DataFrame, *, metric: str = "jsd", title: str, 
 
 def gap_chart(groups: pd.DataFrame, *, metric: str = "jsd", title: str, ax=None):
     """Mean error of aligned vs underrepresented countries per method; ``groups``: method, group, <metric>."""
-    ax = ax or plt.subplots(figsize=(10, 4.5))[1]
-    sns.barplot(data=groups, x="method", y=metric, hue="group", ax=ax)
-    ax.set(xlabel="method", ylabel=f"mean {metric} (lower is better)", title=title)
+    ax = ax or plt.subplots(figsize=(11, 4.5))[1]
+    order = [m for m in dict.fromkeys(groups["method"]) if not is_reference(m)]
+    order += [m for m in dict.fromkeys(groups["method"]) if is_reference(m)]
+    sns.barplot(data=groups, x="method", y=metric, hue="group", order=order, ax=ax)
+    ax.set(xlabel="method (reference rows on the right)", ylabel=f"mean {metric} (lower is better)", title=title)
+    ax.legend(title="countries", bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.tick_params(axis="x", rotation=30)
     return ax
 

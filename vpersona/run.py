@@ -8,7 +8,6 @@ persona sample ids).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -19,6 +18,7 @@ import papermill as pm
 from papermill.exceptions import PapermillExecutionError
 
 from .config import REPO
+from .provenance import file_sha256
 
 NOTEBOOK_DIR = REPO / "notebooks"
 OUTPUT_DIR = REPO / "outputs"
@@ -62,14 +62,6 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path = OUTPUT_DI
                             f"the executed notebook with the traceback is {run_dir / path.name}") from None
     write_manifest(run_dir, config, run_id)
     return run_dir
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(run_dir: Path, config: dict, run_id: str) -> Path:

@@ -89,9 +89,11 @@ class EmbeddedBackend:
         self._file_identity = model_file_identity(path)
         self._llama_cpp_version = llama_cpp.__version__
         try:
-            # the same thread count for prompt batches (llama.cpp would use all cores there, which
-            # spin-waits badly on a shared machine)
-            threads = n_threads or max(os.cpu_count() // 2, 1)
+            # one thread count for generation and prompt batches, by default every core this process
+            # may use (on a machine shared with other heavy jobs, pass fewer: llama.cpp's threads
+            # spin-wait on each other when cores are oversubscribed)
+            threads = n_threads or max(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                       else (os.cpu_count() or 1), 1)
             self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                                        seed=self.seed, logits_all=False, verbose=False)
         except (ValueError, RuntimeError) as e:
