@@ -1,8 +1,9 @@
-"""The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` stats."""
+"""The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` totals."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,26 +18,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default=None, help="where run folders go (default: outputs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    syn = sub.add_parser("synthesize", help="generate a SYNTHETIC WVS-7-format sample (see vpersona.synthetic)")
-    syn.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("synthesize", help="generate a SYNTHETIC WVS-7-format sample (`vpersona synthesize --help`)")
 
-    cache = sub.add_parser("cache", help="show statistics of an LLM answer cache")
-    cache.add_argument("path", nargs="?", default=None)
+    cache = sub.add_parser("cache", help="totals of an LLM answer cache (answers, tokens)")
+    cache.add_argument("path", nargs="?", default=None, help="cache file (default: outputs/llm_cache.sqlite)")
     return ap
 
 
+def cache_totals(path: str | None) -> int:
+    from .cache import AnswerCache, CacheError
+    from .run import OUTPUT_DIR
+    path = Path(path) if path else OUTPUT_DIR / "llm_cache.sqlite"
+    if not path.exists():
+        print(f"no cache file at {path}", file=sys.stderr)
+        return 1
+    try:
+        with AnswerCache(path) as cache:
+            totals = cache.totals()
+    except CacheError as err:
+        print(f"[vpersona] {err}", file=sys.stderr)
+        return 1
+    print(f"{path}: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["synthesize"]:  # the generator has its own argument parser
+        from .synthetic import main as synth_main
+        return synth_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from .run import OUTPUT_DIR, main_run
         args.output_dir = args.output_dir or str(OUTPUT_DIR)
         return main_run(args)
-    if args.command == "synthesize":
-        from .synthetic import main as synth_main
-        return synth_main(args.args) or 0
     if args.command == "cache":
-        from .cache import main as cache_main
-        return cache_main(args.path) or 0
+        return cache_totals(args.path)
     return 2
 
 
