@@ -137,3 +137,26 @@ def test_plain_papermill_runs_a_notebook(tmp_path):
                         parameters={"RUN_DIR": str(out), "COUNTRIES": ["DEU", "NGA", "JPN"], "TARGET_ITEMS": ["Q6", "Q29"]},
                         progress_bar=False, cwd=str(tmp_path))
     assert (out / "tables" / "01_human_targets.csv").exists()
+
+
+def test_paper_config_reads_an_official_layout_file_and_stops_before_paying(tmp_path, monkeypatch):
+    """The `paper` route on a file in the official WVS-7 layout (here a small SYNTHETIC one, since
+    real data can't ship): human targets from respondents, and no request before CONFIRM_COST."""
+    from vpersona.cli import main as cli_main
+    wvs_file = tmp_path / "WVS_like.csv.gz"
+    assert cli_main(["synthesize", "--countries", "AUS", "NGA", "JPN", "--n", "150", "--seed", "5", "--out", str(wvs_file)]) == 0
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  gpt-test: {input: 0.5, output: 1.0}\n")
+    monkeypatch.setenv("WVS7_FILE", str(wvs_file))
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there: any request would fail
+    config = load_config("paper", {"MODEL": "gpt-test", "N_PERSONAS": "20", "PRICE_TABLE": str(prices)})
+    with pytest.raises(RunFailed, match=r"02_simulation\.ipynb failed in cell \d+ \(CostNotConfirmed: .*nothing was sent"):
+        run(config, "paper-test", output_dir=tmp_path, progress=False, log=lambda *_: None)
+    run_dir = tmp_path / "paper-test"
+    info = json.loads((run_dir / "data" / "01_data.json").read_text())
+    assert info["human_targets"] == "respondents" and info["countries"] == ["AUS", "JPN", "NGA"]
+    assert not (run_dir / "data" / "answers.csv").exists()
+    executed = (run_dir / "02_simulation.ipynb").read_text()
+    assert "cost estimate before any request" in executed and "total_usd" in executed
+    assert SECRET not in executed

