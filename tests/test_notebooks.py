@@ -160,3 +160,11 @@ def test_paper_config_reads_an_official_layout_file_and_stops_before_paying(tmp_
     executed = (run_dir / "02_simulation.ipynb").read_text()
     assert "cost estimate before any request" in executed and "total_usd" in executed
     assert SECRET not in executed
+
+
+def test_calibration_notebook_shows_the_mean_is_kept(smoke_run):
+    run_dir, _, _ = smoke_run
+    text = (run_dir / "03_calibration.ipynb").read_text()
+    found = re.search(r"max \|mean shift\| over (\d+) calibrated ordered cells: ([0-9.e+-]+)", text)
+    assert found, "the calibration notebook no longer reports the mean shift"
+    assert int(found.group(1)) > 0 and float(found.group(2)) < 1e-9

@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -152,7 +153,9 @@ async def _ask_all(todo: list[Request], backend: Backend, cache: AnswerCache | N
                    concurrency: int, progress: bool, replies: dict[str, Reply], stats: RunStats) -> None:
     """Send ``todo`` in order with at most ``concurrency`` in flight; store each reply at once.
     On a failure no new query starts, the ones in flight finish (and are cached), then it raises."""
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is absent, then uses text bars
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     queue = iter(todo)
     failures: list[BaseException] = []
