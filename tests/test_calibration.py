@@ -229,3 +229,36 @@ def test_persona_mixing_fit_recovers_alpha():
     assert fitted.params == {"alpha": fitted.alpha_, "objective": "loglik"}
     with pytest.raises(ValueError, match="truth table lacks"):
         PersonaMixing().fit(answers, truth.drop(columns="answer"))
+
+
+def test_respondent_truth_follows_the_leakage_variant_and_draws():
+    import warnings as _w
+    from vpersona.calibration import respondent_truth
+    from vpersona.personas import build_personas
+    from vpersona.wvs import load_bundled_sample
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        survey = load_bundled_sample(["DEU"])
+    plan = build_personas(survey, ["DEU"], 6, 1, ["value"], ["Q6", "Q29"])
+    truth = respondent_truth(plan.pairs, plan.personas, plan.leakage, survey)
+    # one row per draw and item, minus respondents who did not answer
+    draws = plan.draws["respondent"]
+    expected = sum(int(survey.responses.loc[draws, item].notna().sum()) for item in ("Q6", "Q29"))
+    assert len(truth) == expected
+    # every answer is the respondent's own; Q6 is matched to the persona variant without Q164
+    q6 = truth[truth["item"] == "Q6"]
+    variant = plan.personas.set_index("persona_id").loc[q6["persona_id"].unique(), "excluded"]
+    assert set(variant) == {"Q164"}
+    assert sorted(q6["answer"]) == sorted(survey.responses.loc[draws, "Q6"].dropna().astype(int))
+
+
+def test_mean_loglik_by_hand_and_mixing_toward_the_population():
+    import pandas as pd
+    from vpersona.calibration import mean_loglik
+    answers = pd.DataFrame({"persona_id": ["a", "b"], "country": "X", "kind": "value", "item": "Q150",
+                            "multiplicity": [1, 1], "replicate": 0, "K": 2,
+                            "p1": [0.9, 0.1], "p2": [0.1, 0.9]})
+    truth = pd.DataFrame({"persona_id": ["a", "b"], "country": "X", "kind": "value", "item": "Q150",
+                          "answer": [1, 1], "weight": [1.0, 1.0]})
+    assert mean_loglik(answers, truth, 0.0) == pytest.approx((np.log(0.9) + np.log(0.1)) / 2)
+    assert mean_loglik(answers, truth, 1.0) == pytest.approx(np.log(0.5))

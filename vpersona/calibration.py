@@ -310,8 +310,13 @@ class PersonaMixing:
         P, M, _ = self._mix(personas.assign(replicate=0))
         pos = option_positions(sorted(truth["item"].unique()), self.catalog or load_catalog())
         t = truth.merge(pos[["item", "code", "pos"]], left_on=["item", "answer"], right_on=["item", "code"])
-        row = pd.MultiIndex.from_frame(personas[["persona_id", "item"]]).get_indexer(
-            pd.MultiIndex.from_frame(t[["persona_id", "item"]]))
+        # match on every persona key truth has: the same text can be a persona of several countries
+        keys = [k for k in ("persona_id", "country", "kind", "item") if k in t.columns]
+        index = pd.MultiIndex.from_frame(personas[keys])
+        if not index.is_unique:
+            raise ValueError(f"truth matches personas only on {keys}, which repeat across countries or kinds; "
+                             "give truth the columns country and kind too")
+        row = index.get_indexer(pd.MultiIndex.from_frame(t[keys]))
         t, row = t[row >= 0], row[row >= 0]
         if len(t) == 0:
             raise ValueError("no truth row matches a persona with a valid answer (persona_id, item)")
@@ -325,3 +330,50 @@ class PersonaMixing:
 
         self.alpha_ = float(minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-8}).x)
         return self
+
+
+def respondent_truth(pairs: pd.DataFrame, personas: pd.DataFrame, leakage: pd.DataFrame,
+                     survey) -> pd.DataFrame:
+    """The answers the respondents behind each persona really gave, for :meth:`PersonaMixing.fit`.
+
+    ``pairs``, ``personas``, ``leakage``: the persona plan's tables (each pair is asked of the
+    persona variant without its target's leakage items, and the variant lists its respondents,
+    one entry per draw). Returns persona_id, country, kind, item, answer (WVS code), weight; a
+    respondent who did not answer the item gives no row.
+    """
+    dropped = {(r.item, r.kind): r.dropped_items for r in leakage.itertuples(index=False) if isinstance(r.dropped_items, str)}
+    wanted = pairs.assign(excluded=[dropped.get((i, k), "") for i, k in zip(pairs["item"], pairs["kind"])])
+    members = personas[["persona_id", "country", "kind", "excluded", "respondents"]].drop_duplicates()
+    members = members.assign(excluded=members["excluded"].fillna(""))  # "" read back from CSV may be NaN
+    rows = wanted.merge(members, on=["persona_id", "country", "kind", "excluded"], how="inner", validate="many_to_one")
+    rows = rows.assign(respondent=rows["respondents"].str.split(";")).explode("respondent")
+    responses = survey.responses
+    items = [c for c in rows["item"].unique() if c in responses.columns]
+    r = responses.index.get_indexer(rows["respondent"])
+    c = pd.Index(items).get_indexer(rows["item"])
+    ok = (r >= 0) & (c >= 0)
+    values = np.full(len(rows), np.nan)
+    values[ok] = responses[items].to_numpy(dtype=float)[r[ok], c[ok]]
+    weights = np.where(r >= 0, responses["weight"].to_numpy(dtype=float)[np.maximum(r, 0)], np.nan)
+    out = pd.DataFrame({"persona_id": rows["persona_id"].to_numpy(), "country": rows["country"].to_numpy(),
+                        "kind": rows["kind"].to_numpy(), "item": rows["item"].to_numpy(), "answer": values,
+                        "weight": weights})
+    return out[~np.isnan(out["answer"])].astype({"answer": int}).reset_index(drop=True)
+
+
+def mean_loglik(answers: pd.DataFrame, truth: pd.DataFrame, alpha: float, *, catalog: Catalog | None = None) -> float:
+    """Weighted mean log-probability the (mixed) personas give to their respondents' real answers."""
+    mixing = PersonaMixing(alpha, catalog=catalog)
+    mixed = mixing.apply(answers)
+    P = persona_distributions(mixed)
+    pos = option_positions(sorted(truth["item"].unique()), catalog or load_catalog())
+    t = truth.merge(pos[["item", "code", "pos"]], left_on=["item", "answer"], right_on=["item", "code"])
+    keys = ["persona_id", "country", "kind", "item"]
+    row = pd.MultiIndex.from_frame(P[keys]).get_indexer(pd.MultiIndex.from_frame(t[keys]))
+    M, _ = to_matrix(P)
+    ok = row >= 0
+    p = M[row[ok], t["pos"].to_numpy(int)[ok]]
+    w = t["weight"].to_numpy(float)[ok]
+    if w.sum() <= 0:
+        raise ValueError("no truth row matches a persona answer (persona_id, country, kind, item)")
+    return float(np.sum(w * np.log(np.maximum(p, 1e-12))) / w.sum())
