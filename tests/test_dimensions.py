@@ -102,3 +102,12 @@ def test_bad_arguments(survey):
     lacking = Survey(survey.responses.drop(columns="Q57"), survey.missing.drop(columns="Q57"), "x")
     with pytest.raises(ValueError, match="Q57"):
         fit_iw_dimensions(lacking)
+
+
+def test_compare_with_published_needs_three_countries_for_a_correlation():
+    import math
+    import pandas as pd
+    means = pd.DataFrame({"trad_secular": [0.5, -1.0], "surv_selfexp": [1.0, -0.5]}, index=pd.Index(["AUS", "NGA"], name="country"))
+    table, corr = compare_with_published(means)
+    assert len(table) == 2 and corr["n"] == 2
+    assert math.isnan(corr["trad_secular"]) and math.isnan(corr["surv_selfexp"])

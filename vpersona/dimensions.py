@@ -183,7 +183,8 @@ def compare_with_published(means: pd.DataFrame) -> tuple[pd.DataFrame, dict[str,
 
     Returns the table (country, name, both computed means, ``published_trad_secular``,
     ``published_surv_selfexp``, published year; NaN where a country has no published position)
-    and the Pearson correlation per dimension over countries with both (``n`` = their number).
+    and the Pearson correlation per dimension over countries with both (``n`` = their number; NaN
+    when fewer than 3 countries have both).
     """
     text = resources.files("vpersona").joinpath("data/iw_map_positions.csv").read_text(encoding="utf-8")
     published = pd.read_csv(io.StringIO(text), keep_default_na=False).set_index("iso3")
@@ -192,10 +193,9 @@ def compare_with_published(means: pd.DataFrame) -> tuple[pd.DataFrame, dict[str,
         table[f"published_{dim}"] = published[col].reindex(table.index).astype(float)
     table["published_year"] = published["year"].reindex(table.index)
     both = table.dropna(subset=[f"published_{d}" for d in DIMENSIONS])
-    if len(both) < 3:
-        raise ValueError(f"need at least 3 countries with a published IW position to correlate; got "
-                         f"{list(both.index)} (countries with positions: {', '.join(published.index)})")
-    corr = {d: float(np.corrcoef(both[d], both[f"published_{d}"])[0, 1]) for d in DIMENSIONS}
+    # a correlation needs at least 3 countries with a published position; fewer give NaN
+    corr = {d: float(np.corrcoef(both[d], both[f"published_{d}"])[0, 1]) if len(both) >= 3 else float("nan")
+            for d in DIMENSIONS}
     corr["n"] = len(both)
     return table.reset_index(), corr
 

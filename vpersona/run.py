@@ -60,9 +60,10 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path = OUTPUT_DI
             params["RUN_DIR"] = str(run_dir)
         log(f"[vpersona] {path.name} ...")
         try:
+            # progress: the notebooks' own bars (tqdm on stderr, e.g. the LLM grid) go to the console
             pm.execute_notebook(str(path), str(run_dir / path.name), parameters=params, cwd=str(run_dir),
-                                progress_bar=progress, log_output=False, kernel_name="python3",
-                                extra_arguments=KERNEL_ARGUMENTS)
+                                progress_bar=False, log_output=False, kernel_name="python3",
+                                stderr_file=sys.stderr if progress else None, extra_arguments=KERNEL_ARGUMENTS)
         except PapermillExecutionError as err:
             raise RunFailed(f"{path.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                             f"the executed notebook with the traceback is {run_dir / path.name}") from None
