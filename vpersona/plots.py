@@ -21,7 +21,8 @@ def setup() -> None:
 
 
 def save_fig(fig, run_dir: str | Path, name: str, *, synthetic: bool, note: str | None = None) -> Path:
-    """Save ``fig`` to ``<run_dir>/figures/<name>.png`` with a provenance footer."""
+    """Save ``fig`` to ``<run_dir>/figures/<name>.png`` with a provenance footer, close it, and show
+    the saved file when running in a notebook."""
     footer = " ".join(x for x in (SYNTHETIC_FOOTER if synthetic else None, note) if x)
     if footer:
         fig.tight_layout()
@@ -29,7 +30,19 @@ def save_fig(fig, run_dir: str | Path, name: str, *, synthetic: bool, note: str 
     path = Path(run_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    _show(path)  # in a notebook: the saved PNG itself, so the figure is rendered once
     return path
+
+
+def _show(path: Path) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=str(path)))
 
 
 def is_reference(method: str) -> bool:

@@ -129,7 +129,8 @@ def save_survey(survey: Survey, path) -> Path:
                                    DEFAULT_WEIGHT_COLUMN: survey.responses["weight"].to_numpy()}),
                      codes.reset_index(drop=True).round().astype("Int64")], axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.GzipFile(path, "wb", mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+    # a run-folder hand-off, read once or twice: fast compression (level 1) over small files
+    with gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
         out.to_csv(fh, index=False, lineterminator="\n", float_format="%.10g")
     return path
 
