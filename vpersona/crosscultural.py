@@ -19,8 +19,6 @@
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -28,20 +26,15 @@ import pandas as pd
 from .catalog import Catalog
 from .distributions import to_matrix
 from .metrics import entropy, mean_answer, ordered_mask
+from .package_data import package_table
 
 ALIGNED_ZONES = ("English-speaking", "Protestant Europe")
 ALIGNED, UNDERREPRESENTED = "aligned", "underrepresented"
 
 
-@lru_cache(maxsize=None)
-def _package_csv(name: str) -> pd.DataFrame:
-    with resources.files("vpersona").joinpath(f"data/{name}").open("rb") as fh:
-        return pd.read_csv(fh)
-
-
 def zones(countries=None) -> pd.Series:
     """IW cultural zone per country (index iso3)."""
-    table = _package_csv("countries.csv").set_index("iso3")["zone"]
+    table = package_table("countries.csv").set_index("iso3")["zone"]
     if countries is None:
         return table
     countries = list(countries)
@@ -53,7 +46,7 @@ def zones(countries=None) -> pd.Series:
 
 def iw_distance(countries=None, reference: str = "USA") -> pd.Series:
     """Euclidean distance on the published IW map from ``reference`` (index iso3)."""
-    pos = _package_csv("iw_map_positions.csv").set_index("iso3")[["traditional_secular", "survival_selfexpression"]]
+    pos = package_table("iw_map_positions.csv").set_index("iso3")[["traditional_secular", "survival_selfexpression"]]
     if reference not in pos.index:
         raise ValueError(f"reference country {reference!r} has no IW map position")
     dist = np.sqrt(((pos - pos.loc[reference]) ** 2).sum(axis=1)).rename("iw_distance")

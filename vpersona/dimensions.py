@@ -27,14 +27,13 @@ missing item is replaced by the (weighted) mean of that item among the responden
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
 from .catalog import load_catalog
+from .package_data import package_table
 from .survey import Survey
 
 DIMENSIONS = ("trad_secular", "surv_selfexp")
@@ -186,8 +185,7 @@ def compare_with_published(means: pd.DataFrame) -> tuple[pd.DataFrame, dict[str,
     and the Pearson correlation per dimension over countries with both (``n`` = their number; NaN
     when fewer than 3 countries have both).
     """
-    text = resources.files("vpersona").joinpath("data/iw_map_positions.csv").read_text(encoding="utf-8")
-    published = pd.read_csv(io.StringIO(text), keep_default_na=False).set_index("iso3")
+    published = package_table("iw_map_positions.csv").set_index("iso3")
     table = means[list(DIMENSIONS)].copy()
     for dim, col in PUBLISHED_COLUMNS.items():
         table[f"published_{dim}"] = published[col].reindex(table.index).astype(float)

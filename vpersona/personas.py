@@ -17,7 +17,6 @@ with ``leakage="refuse"`` such a target is an error.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 import string
@@ -32,6 +31,7 @@ import yaml
 
 from .catalog import Catalog, load_catalog
 from .descriptors import Descriptors, load_descriptors
+from .package_data import country_names
 from .survey import Survey
 
 MISSING_RULES = ("drop_sentence", "skip_respondent")
@@ -120,13 +120,6 @@ def load_persona_templates(path: str | Path | None = None) -> PersonaTemplates:
     if path is None:
         return _load_default_templates()
     return _parse_templates(yaml.safe_load(Path(path).read_text(encoding="utf-8")), str(path))
-
-
-@lru_cache(maxsize=None)
-def country_names() -> dict[str, str]:
-    """ISO alpha-3 code -> country name, from ``vpersona/data/countries.csv``."""
-    text = resources.files("vpersona").joinpath("data/countries.csv").read_text(encoding="utf-8")
-    return {row["iso3"]: row["name"] for row in csv.DictReader(text.splitlines())}
 
 
 def country_name(iso3: str) -> str:

@@ -67,8 +67,12 @@ def global_reference(human: pd.DataFrame, *, leave_out: bool = True) -> pd.DataF
     return from_matrix(keys, pooled[keep], K[keep])
 
 
-def _positions(survey: Survey, items, catalog: Catalog) -> tuple[np.ndarray, pd.DataFrame]:
-    """(n_respondents, n_items) option positions (NaN when missing or not an option), and the options."""
+def _positions(survey: Survey, items, catalog: Catalog, what: str = "items") -> tuple[np.ndarray, pd.DataFrame]:
+    """(n_respondents, n_items) option positions (NaN when missing or not an option), and the options.
+    ``what`` names the items in the error raised when some are not columns of the survey."""
+    absent = [c for c in items if c not in survey.items]
+    if absent:
+        raise ValueError(f"{what} {absent} are not columns of {survey.label}")
     options = option_positions(items, catalog)
     X = np.full((len(survey.responses), len(items)), np.nan)
     for j, code in enumerate(items):  # a loop over items, each vectorised over respondents
@@ -91,9 +95,6 @@ def human_sample_distributions(survey: Survey, items, sizes=HUMAN_N, *, n_draws:
     """
     catalog = catalog or load_catalog()
     items = catalog.check(items)
-    absent = [c for c in items if c not in survey.items]
-    if absent:
-        raise ValueError(f"items {absent} are not columns of {survey.label}")
     X, options = _positions(survey, items, catalog)
     K_items = options.groupby("item")["K"].first()[items].to_numpy()
     country = survey.responses["country"].to_numpy()
@@ -135,10 +136,7 @@ def value_features(survey: Survey, value_items, *, encoding: str = "numeric",
     """Design matrix of the value profile and, per column, (value item, column name)."""
     catalog = catalog or load_catalog()
     value_items = catalog.check(value_items)
-    absent = [c for c in value_items if c not in survey.items]
-    if absent:
-        raise ValueError(f"value items {absent} are not columns of {survey.label}")
-    X, options = _positions(survey, value_items, catalog)
+    X, options = _positions(survey, value_items, catalog, "value items")
     K = options.groupby("item")["K"].first()[value_items].to_numpy()
     missing = np.isnan(X)
     cols, names = [], []
@@ -175,11 +173,8 @@ def regression_reference(survey: Survey, targets, value_items=None, *, encoding:
     catalog = catalog or load_catalog()
     targets = catalog.check(targets)
     value_items = catalog.codes("value") if value_items is None else catalog.check(value_items)
-    absent = [c for c in targets if c not in survey.items]
-    if absent:
-        raise ValueError(f"target items {absent} are not columns of {survey.label}")
+    Y, options = _positions(survey, targets, catalog, "target items")
     F, names = value_features(survey, value_items, encoding=encoding, catalog=catalog)
-    Y, options = _positions(survey, targets, catalog)
     K_of = options.groupby("item")["K"].first()
     country = survey.responses["country"].to_numpy()
     weight = survey.responses["weight"].to_numpy(dtype=float)

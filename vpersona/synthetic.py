@@ -28,12 +28,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import io
 import itertools
 import sys
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -42,6 +40,7 @@ import pandas as pd
 import yaml
 
 from .catalog import Catalog, Item, load_catalog
+from .package_data import package_table
 from .wvs import INDEX_COMPONENTS, autonomy_index, postmaterialism_index
 
 # The countries of the bundled sample: every IW cultural zone of vpersona/data/countries.csv.
@@ -99,15 +98,8 @@ class Marginal:
 
 # --------------------------------------------------------------------------- package data
 
-@lru_cache(maxsize=None)
 def _marginals_table() -> pd.DataFrame:
-    with resources.as_file(resources.files("vpersona").joinpath("data/wvs7_marginals.csv.gz")) as p:
-        return pd.read_csv(p)
-
-
-def _package_csv(name: str) -> pd.DataFrame:
-    text = resources.files("vpersona").joinpath(f"data/{name}").read_text(encoding="utf-8")
-    return pd.read_csv(io.StringIO(text), keep_default_na=False)
+    return package_table("wvs7_marginals.csv.gz")
 
 
 def available_countries() -> list[str]:
@@ -158,7 +150,7 @@ _LOADINGS: dict[int, tuple[Catalog, pd.DataFrame]] = {}
 def _loadings_cached(catalog: Catalog) -> pd.DataFrame:
     if id(catalog) in _LOADINGS:
         return _LOADINGS[id(catalog)][1]
-    positions = _package_csv("iw_map_positions.csv").set_index("iso3")
+    positions = package_table("iw_map_positions.csv").set_index("iso3")
     marginals = _marginals_table()
     rows = []
     for item in catalog:

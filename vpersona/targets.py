@@ -18,14 +18,13 @@ in particular an item not asked in that country, is *absent* from the table, nev
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
 from .catalog import Catalog, load_catalog
 from .distributions import KMAX, from_matrix
+from .package_data import package_table
 from .survey import Survey
 
 TARGET_COLUMNS = ("country", "item")
@@ -94,10 +93,6 @@ def human_distributions(survey: Survey, items, *, catalog: Catalog | None = None
     return _table_from_long(long, share="weight", n="one", n_weighted="weight")
 
 
-@lru_cache(maxsize=1)
-def _bundled_marginals() -> pd.DataFrame:
-    with resources.files("vpersona").joinpath("data/wvs7_marginals.csv.gz").open("rb") as fh:
-        return pd.read_csv(fh, compression="gzip")
 
 
 def marginal_distributions(countries=None, items=None, *, catalog: Catalog | None = None) -> pd.DataFrame:
@@ -107,7 +102,7 @@ def marginal_distributions(countries=None, items=None, *, catalog: Catalog | Non
     (default: every catalog item with answer options that the marginals cover).
     """
     catalog = catalog or load_catalog()
-    marg = _bundled_marginals()
+    marg = package_table("wvs7_marginals.csv.gz")
     have = sorted(marg["country"].unique())
     if countries is not None:
         countries = [countries] if isinstance(countries, str) else list(countries)

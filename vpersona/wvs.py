@@ -46,7 +46,6 @@ import tempfile
 import warnings
 import zipfile
 from contextlib import contextmanager
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog, Item, load_catalog
+from .package_data import country_names
 from .survey import MISSING_KINDS, Survey
 
 COUNTRY_COLUMN = "B_COUNTRY_ALPHA"
@@ -379,16 +379,9 @@ def _country_codes(column: pd.Series, label: str) -> pd.Series:
     return column.fillna("").astype(str).str.strip().str.upper()
 
 
-@lru_cache(maxsize=1)
-def _known_countries() -> dict[str, str]:
-    """ISO alpha-3 code -> name of the WVS Wave 7 countries (package data countries.csv)."""
-    text = resources.files("vpersona").joinpath("data/countries.csv").read_text(encoding="utf-8")
-    return {row["iso3"]: row["name"] for row in csv.DictReader(io.StringIO(text))}
-
-
 def _select_countries(raw: pd.DataFrame, countries, label: str) -> list[str]:
     present = sorted(raw[COUNTRY_COLUMN].unique())
-    known = _known_countries()
+    known = country_names()
     if countries is None:
         odd = [c for c in present if c not in known]
         if odd:
