@@ -21,9 +21,9 @@ import time
 import pandas as pd
 
 from vpersona import load_catalog
-from vpersona.backends.embedded import EmbeddedBackend
-from vpersona.distributions import prob_columns
-from vpersona.grid import run_grid
+from vpersona.llm.backends.embedded import EmbeddedBackend
+from vpersona.core.distributions import prob_columns
+from vpersona.llm.grid import run_grid
 
 ITEMS = ["Q1", "Q6", "Q27", "Q33", "Q48", "Q58", "Q131", "Q150", "Q171", "Q240", "Q199", "Q235"]
 SENTENCES = [

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from vpersona.catalog import Catalog, Item
-from vpersona.crosscultural import country_groups, divergence_ratio, group_gap, mean_correlation, zones
-from vpersona.distributions import from_matrix
-from vpersona.metrics import score, summarise
+from vpersona.data.catalog import Catalog, Item
+from vpersona.evaluate.crosscultural import country_groups, divergence_ratio, group_gap, mean_correlation, zones
+from vpersona.core.distributions import from_matrix
+from vpersona.evaluate.metrics import score, summarise
 
 N_COUNTRIES, N_ITEMS, N_METHODS = 64, 300, 8
 

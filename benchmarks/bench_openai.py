@@ -30,12 +30,12 @@ import urllib.request
 from itertools import product
 from pathlib import Path
 
-from vpersona.local_server import free_loopback_port, server_process
-from vpersona.local_server import llama_server as local_llama_server
-from vpersona.backends.openai_backend import OpenAIBackend
-from vpersona.catalog import load_catalog
-from vpersona.estimators import make_estimator
-from vpersona.prompts import render
+from vpersona.llm.local_server import free_loopback_port, server_process
+from vpersona.llm.local_server import llama_server as local_llama_server
+from vpersona.llm.backends.openai_backend import OpenAIBackend
+from vpersona.data.catalog import load_catalog
+from vpersona.llm.estimators import make_estimator
+from vpersona.llm.prompts import render
 
 ITEMS = ("Q164", "Q46", "Q57", "Q45", "Q182", "Q184", "Q209", "Q254")
 COUNTRIES = ("Nigeria", "Japan", "Brazil", "Germany", "India", "Egypt", "Mexico", "Sweden")

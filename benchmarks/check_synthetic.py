@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vpersona.catalog import load_catalog
-from vpersona.dimensions import DIMENSIONS, compare_with_published, country_means, fit_iw_dimensions
-from vpersona.distributions import to_matrix
-from vpersona.metrics import jsd
-from vpersona.synthetic import DEFAULT_COUNTRIES, INVENTED, available_countries, generate_sample, write_sample
-from vpersona.targets import human_distributions, marginal_distributions
-from vpersona.wvs import load_bundled_sample, load_wvs
+from vpersona.data.catalog import load_catalog
+from vpersona.data.dimensions import DIMENSIONS, compare_with_published, country_means, fit_iw_dimensions
+from vpersona.core.distributions import to_matrix
+from vpersona.evaluate.metrics import jsd
+from vpersona.data.synthetic import DEFAULT_COUNTRIES, INVENTED, available_countries, generate_sample, write_sample
+from vpersona.data.targets import human_distributions, marginal_distributions
+from vpersona.data.wvs import load_bundled_sample, load_wvs
 
 BUNDLED = Path(__file__).resolve().parent.parent / "vpersona" / "data" / "wvs7_SYNTHETIC_sample.csv.gz"
 COMPONENTS = ["Q8", "Q14", "Q15", "Q17", "Q154", "Q155"]

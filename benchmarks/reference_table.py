@@ -13,11 +13,11 @@ import warnings
 
 import pandas as pd
 
-from vpersona.catalog import load_catalog
-from vpersona.metrics import METRICS, score, summarise
-from vpersona.references import HUMAN_N, average_draws, reference_distributions
-from vpersona.targets import human_distributions
-from vpersona.wvs import load_bundled_sample, load_wvs
+from vpersona.data.catalog import load_catalog
+from vpersona.evaluate.metrics import METRICS, score, summarise
+from vpersona.evaluate.references import HUMAN_N, average_draws, reference_distributions
+from vpersona.data.targets import human_distributions
+from vpersona.data.wvs import load_bundled_sample, load_wvs
 
 ORDER = ["uniform", "global", *[f"human-{n}" for n in HUMAN_N], "regression"]
 

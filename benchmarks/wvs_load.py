@@ -1,4 +1,4 @@
-"""Full-size check of vpersona.wvs.load_wvs: a 97,220 x 600 file in the official layout (random codes)."""
+"""Full-size check of vpersona.data.wvs.load_wvs: a 97,220 x 600 file in the official layout (random codes)."""
 import resource, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -22,7 +22,7 @@ if not path.exists():
         (pyreadstat.write_sav if fmt == "sav" else pyreadstat.write_dta)(df, str(path))
     print(f"wrote {path} ({path.stat().st_size/1e6:.0f} MB) in {time.time()-t:.0f}s", flush=True)
     sys.exit(0)
-from vpersona.wvs import load_wvs
+from vpersona.data.wvs import load_wvs
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.time()
 with warnings.catch_warnings():

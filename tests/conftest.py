@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from vpersona.local_server import llama_server as _llama_server
+from vpersona.llm.local_server import llama_server as _llama_server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,512 @@
+"""Load the official WVS Wave 7 release (CSV, SPSS .sav, Stata .dta) into a :class:`Survey`.
+
+The user downloads the file from worldvaluessurvey.org after accepting its terms; vpersona never
+ships respondent-level WVS data. ``load_wvs`` reads only the columns it needs (country, interview
+id, weight, the requested catalog items and, for the two derived indices, their components), so
+the full release (~97k rows x ~600 columns) loads in modest memory. The file is only read, never
+written.
+
+How answers are coded (``Survey.responses`` / ``Survey.missing``):
+
+* an answer that is one of the catalog item's option codes is valid: its code in ``responses``,
+  0 in ``missing``. The autonomy index Y003 has the real values -2..2, so for it only codes
+  below -2 are missing codes (WVS codes it -5 when missing);
+* a WVS negative missing code (-1 don't know, -2 no answer, -3 not applicable, -4 not asked,
+  -5 missing) is NaN in ``responses`` and kept in ``missing``;
+* any other value (e.g. Q254 code 5 "I am not [nationality]", a blank cell, an unknown negative
+  code) is NaN with missing code -5; non-blank ones are reported in a warning naming item, code
+  and count;
+* numeric items (age Q262) keep any non-negative value.
+
+Derived indices absent from the file are computed from their components (a file that has them
+keeps its own values). A respondent gets the index only when every component is valid;
+otherwise the index is missing with code -4 if a component was not asked, else -5 (as in the
+WVS release, where derived indices carry -5 for missing):
+
+* Y003 autonomy = (Q8 independence + Q14 determination) - (Q15 religious faith + Q17 obedience),
+  each 1 when mentioned (code 1) and 0 when not (code 2); range -2..2.
+* Y002 post-materialism from the two national-aims choices Q154/Q155: 1 materialist when both
+  are in {1 order, 3 prices}, 3 post-materialist when both are in {2 say, 4 free speech},
+  else 2 mixed.
+
+Not-asked items: an item is *not asked* in a country when every respondent there has code -4.
+For items named in ``items=`` this is an error (``not_asked="error"``, listing every
+(country, item) pair) or a warning (``not_asked="exclude"``: the item stays, all -4 there, and
+``Survey.asked`` says False). With the default ``items=None`` (all catalog items in the file) it
+is always a warning, since the real release has such pairs (e.g. Q182 in Egypt, Q164 in Iraq).
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import io
+import re
+import tempfile
+import warnings
+import zipfile
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vpersona.data.catalog import Catalog, Item, load_catalog
+from vpersona.data.countries import country_names
+from vpersona.data.survey import MISSING_KINDS, Survey
+
+COUNTRY_COLUMN = "B_COUNTRY_ALPHA"
+ID_COLUMN = "D_INTERVIEW"
+DEFAULT_WEIGHT_COLUMN = "W_WEIGHT"
+NOT_ASKED = -4
+OTHER_MISSING = -5
+BUNDLED_SAMPLE = "resources/wvs7_SYNTHETIC_sample.csv.gz"
+BUNDLED_SOURCE = "vpersona bundled SYNTHETIC sample"
+
+# Components of the derived indices, keyed by ``Item.derived`` in the catalog.
+INDEX_COMPONENTS = {"autonomy": ("Q8", "Q14", "Q15", "Q17"), "postmaterialism": ("Q154", "Q155")}
+
+_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".zip": "zip", ".sav": "sav", ".zsav": "sav", ".dta": "dta"}
+_Q_COLUMN = re.compile(r"^Q\d+[A-Z]?$", re.IGNORECASE)
+_HEADER_SCAN_LINES = 30
+
+
+class WVSFileError(ValueError):
+    """The WVS file, or what was asked of it, is not what ``load_wvs`` expects."""
+
+
+# --------------------------------------------------------------------------- public functions
+
+def load_wvs(path, countries=None, items=None, *, catalog: Catalog | None = None,
+             not_asked: str = "error", weight_column: str | None = DEFAULT_WEIGHT_COLUMN) -> Survey:
+    """Load WVS Wave 7 respondents from the official release file as a :class:`Survey`.
+
+    ``path``: a ``.csv`` (comma or semicolon separated), ``.csv.gz``, ``.zip`` (holding one
+    csv/sav/dta file), ``.sav``/``.zsav`` or ``.dta`` file. ``countries``: ISO alpha-3 codes
+    (``B_COUNTRY_ALPHA``; Morocco is MAR) or None for every country in the file. ``items``:
+    catalog item codes, or None for every catalog item the file has (or can derive).
+    ``not_asked``: ``"error"`` or ``"exclude"`` (see the module docstring). ``weight_column``:
+    the respondent weight (default ``W_WEIGHT``; weight 1.0 with a warning when the file lacks
+    it); None for unweighted without warning.
+    """
+    catalog = catalog if catalog is not None else load_catalog()
+    if not_asked not in ("error", "exclude"):
+        raise ValueError(f"not_asked={not_asked!r}; expected 'error' or 'exclude'")
+    return _load(Path(path), countries, items, catalog, not_asked, weight_column,
+                 source=f"WVS-7 file {Path(path).name}", synthetic=False)
+
+
+def load_bundled_sample(countries=None, items=None) -> Survey:
+    """Load the bundled SYNTHETIC respondent sample (WVS-7 layout) through the same code path.
+
+    The respondents are not real: the sample is generated so that each country's item marginals
+    match the real WVS-7 weighted marginals (see ``vpersona/resources/SYNTHETIC_SAMPLE.md``).
+    """
+    ref = resources.files("vpersona").joinpath(BUNDLED_SAMPLE)
+    if not ref.is_file():
+        raise FileNotFoundError(f"the bundled SYNTHETIC sample {BUNDLED_SAMPLE} is missing from the "
+                                "vpersona package; regenerate it with `python -m vpersona.data.synthetic`")
+    with resources.as_file(ref) as path:
+        return _load(Path(path), countries, items, load_catalog(), "exclude", DEFAULT_WEIGHT_COLUMN,
+                     source=BUNDLED_SOURCE, synthetic=True)
+
+
+def load_respondents(data: str | Path, countries="all") -> tuple[Survey, Path]:
+    """The respondents a run's ``DATA`` parameter names, and the file they came from.
+
+    ``data``: ``"bundled"`` (the SYNTHETIC sample) or a path to the official WVS-7 file;
+    ``countries``: ISO alpha-3 codes or ``"all"``. Items not asked in a country are excluded there
+    (with a warning), so every later step sees only what was asked.
+    """
+    countries = None if countries == "all" else list(countries)
+    if data == "bundled":
+        return load_bundled_sample(countries), bundled_sample_path()
+    return load_wvs(data, countries, not_asked="exclude"), Path(data)
+
+
+def bundled_sample_path() -> Path:
+    """Filesystem path of the bundled SYNTHETIC sample (for hashing it into a run's manifest)."""
+    return Path(str(resources.files("vpersona").joinpath(BUNDLED_SAMPLE)))
+
+
+def save_survey(survey: Survey, path) -> Path:
+    """Write ``survey`` back in the official WVS-7 CSV layout (gzip, byte-reproducible): valid
+    codes where answered, the negative missing code otherwise. ``load_wvs`` reads it back into an
+    equal Survey; the notebooks use this to hand the selected respondents to later steps."""
+    path = Path(path)
+    items = survey.items
+    codes = survey.responses[items].where(survey.responses[items].notna(), survey.missing[items])
+    out = pd.concat([pd.DataFrame({COUNTRY_COLUMN: survey.responses["country"].to_numpy(),
+                                   ID_COLUMN: survey.responses.index.to_numpy(),
+                                   DEFAULT_WEIGHT_COLUMN: survey.responses["weight"].to_numpy()}),
+                     codes.reset_index(drop=True).round().astype("Int64")], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a run-folder hand-off, read once or twice: fast compression (level 1) over small files
+    with gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+        out.to_csv(fh, index=False, lineterminator="\n", float_format="%.10g")
+    return path
+
+
+def describe(survey: Survey) -> pd.DataFrame:
+    """Per country: respondents, weighted respondents, and the share of item answers of each kind.
+
+    Shares are over all (respondent, item) cells of the country: ``valid`` plus one column per
+    missing kind (``dont_know``, ``no_answer``, ``not_applicable``, ``not_asked``, ``missing``).
+    """
+    country = survey.responses["country"]
+    codes = survey.missing
+    n_items = max(codes.shape[1], 1)
+    table = pd.DataFrame({"n": country.groupby(country).size(),
+                          "n_weighted": survey.responses["weight"].groupby(country).sum()})
+    table["valid"] = (codes == 0).sum(axis=1).groupby(country).sum() / (table["n"] * n_items)
+    for code, kind in MISSING_KINDS.items():
+        table[kind] = (codes == code).sum(axis=1).groupby(country).sum() / (table["n"] * n_items)
+    table.index.name = "country"
+    return table
+
+
+def autonomy_index(q8, q14, q15, q17) -> pd.Series:
+    """Y003 from the child-quality codes (1 mentioned, 2 not): (Q8 + Q14) - (Q15 + Q17).
+
+    NaN where any component is not 1 or 2.
+    """
+    parts = [pd.Series(q, dtype="float64") for q in (q8, q14, q15, q17)]
+    ok = np.logical_and.reduce([p.isin([1, 2]) for p in parts])
+    m = [(p == 1).astype("float64") for p in parts]
+    return (m[0] + m[1] - m[2] - m[3]).where(ok)
+
+
+def postmaterialism_index(q154, q155) -> pd.Series:
+    """Y002 from the first and second national-aims choices (codes 1..4).
+
+    1 materialist (both in {1, 3}), 3 post-materialist (both in {2, 4}), 2 mixed; NaN where
+    either choice is not 1..4.
+    """
+    a, b = pd.Series(q154, dtype="float64"), pd.Series(q155, dtype="float64")
+    ok = a.isin([1, 2, 3, 4]) & b.isin([1, 2, 3, 4])
+    out = pd.Series(2.0, index=a.index)
+    out[a.isin([1, 3]) & b.isin([1, 3])] = 1.0
+    out[a.isin([2, 4]) & b.isin([2, 4])] = 3.0
+    return out.where(ok)
+
+
+_INDEX_FUNCTIONS = {"autonomy": autonomy_index, "postmaterialism": postmaterialism_index}
+
+
+# --------------------------------------------------------------------------- the loading steps
+
+def _load(path: Path, countries, items, catalog: Catalog, not_asked: str, weight_column,
+          source: str, synthetic: bool) -> Survey:
+    weight_column = weight_column.upper() if weight_column else None
+    with _readable(path) as (fmt, real_path, label):
+        header = _Header.read(real_path, fmt)
+        columns = {c.upper(): c for c in header.columns}
+        if COUNTRY_COLUMN not in columns and not any(_Q_COLUMN.match(c) for c in header.columns):
+            raise WVSFileError(f"{label} is not a WVS Wave 7 file: expected the columns {COUNTRY_COLUMN} "
+                               f"and Q1..Q290; its first columns are {header.columns[:8]}")
+        explicit_items = items is not None
+        item_codes = _requested_items(items, catalog, columns)
+        plan = _column_plan(item_codes, catalog, columns, label)
+
+        wanted = [COUNTRY_COLUMN] + [c for c in (ID_COLUMN, weight_column) if c and c in columns]
+        wanted += [c for c in plan.read if c not in wanted]
+        raw = header.read_columns(real_path, fmt, [columns[c] for c in wanted])
+        raw.columns = [c.upper() for c in raw.columns]
+
+    raw["_row"] = np.arange(len(raw))
+    raw[COUNTRY_COLUMN] = _country_codes(raw[COUNTRY_COLUMN], label)
+    selected = _select_countries(raw, countries, label)
+    data = raw[raw[COUNTRY_COLUMN].isin(selected)].reset_index(drop=True)
+
+    index = _respondent_ids(data, label)
+    weight = _weights(data, weight_column, label)
+
+    values, codes, unexpected = {}, {}, []
+    for code in plan.direct:
+        values[code], codes[code], bad = _code_item(data[code], catalog[code])
+        unexpected += [(code, v, n) for v, n in bad]
+    component_codes = {}
+    for code in plan.components:
+        _, component_codes[code], bad = _code_item(data[code], catalog[code])
+        unexpected += [(code, v, n) for v, n in bad if (code, v, n) not in unexpected]
+    for code in plan.derived:
+        values[code], codes[code] = _derive(catalog[code], data, component_codes)
+    if unexpected:
+        _warn_unexpected(unexpected, label)
+
+    responses = pd.DataFrame({"country": data[COUNTRY_COLUMN].to_numpy(), "weight": weight,
+                              **{code: values[code].to_numpy() for code in item_codes}}, index=index)
+    missing = pd.DataFrame({code: codes[code].to_numpy() for code in item_codes}, index=index)
+    _check_asked(responses, missing, item_codes, explicit_items, not_asked, label)
+    return Survey(responses=responses, missing=missing, source=source, synthetic=synthetic)
+
+
+@contextmanager
+def _readable(path: Path):
+    """Yield ``(format, path to read, label)``, unpacking a .zip release into a temporary folder."""
+    if not path.exists():
+        raise WVSFileError(f"WVS file {path} does not exist; download the WVS Wave 7 release "
+                           "(CSV, SPSS .sav or Stata .dta) from worldvaluessurvey.org")
+    if not path.is_file():
+        raise WVSFileError(f"WVS file {path} is not a file")
+    fmt = _format_of(path.name)
+    if fmt != "zip":
+        yield fmt, path, path.name
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX")
+                   and _format_of(m, strict=False) in ("csv", "sav", "dta")]
+        if len(members) != 1:
+            raise WVSFileError(f"{path.name} must hold exactly one .csv, .sav or .dta file; it holds "
+                               f"{members or archive.namelist()}")
+        with tempfile.TemporaryDirectory(prefix="vpersona-wvs-") as tmp:
+            inner = Path(archive.extract(members[0], tmp))
+            yield _format_of(inner.name), inner, f"{path.name}:{members[0]}"
+
+
+def _format_of(name: str, strict: bool = True) -> str | None:
+    lower = name.lower()
+    for suffix, fmt in sorted(_FORMATS.items(), key=lambda kv: -len(kv[0])):
+        if lower.endswith(suffix):
+            return fmt
+    if strict:
+        raise WVSFileError(f"unsupported WVS file type {name!r}; expected one of "
+                           f"{', '.join(_FORMATS)} (the WVS release comes as CSV, SPSS or Stata)")
+    return None
+
+
+class _Header:
+    """Column names of the file and, for CSV, how to parse it (separator, rows before the header)."""
+
+    def __init__(self, columns: list[str], sep: str = ",", skiprows: int = 0):
+        self.columns, self.sep, self.skiprows = columns, sep, skiprows
+
+    @classmethod
+    def read(cls, path: Path, fmt: str) -> "_Header":
+        if fmt in ("sav", "dta"):
+            import pyreadstat
+            reader = pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta
+            try:
+                _, meta = reader(str(path), metadataonly=True)
+            except Exception as err:  # pyreadstat raises its own ReadstatError / PyreadstatError
+                raise WVSFileError(f"cannot read {path.name} as a {fmt} file: {err}") from err
+            return cls(list(meta.column_names))
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            lines = [line for _, line in zip(range(_HEADER_SCAN_LINES), fh)]
+        for i, line in enumerate(lines):
+            sep = max(",;\t", key=line.count)
+            names = [n.strip() for n in next(csv.reader([line], delimiter=sep))]
+            upper = {n.upper() for n in names}
+            if COUNTRY_COLUMN in upper or sum(bool(_Q_COLUMN.match(n)) for n in names) >= 2:
+                return cls(names, sep=sep, skiprows=i)
+        if not lines:
+            return cls([])
+        sep = max(",;\t", key=lines[0].count)
+        return cls([n.strip() for n in next(csv.reader([lines[0]], delimiter=sep))], sep=sep)
+
+    def read_columns(self, path: Path, fmt: str, names: list[str]) -> pd.DataFrame:
+        """Read only ``names`` (answer codes, not value labels)."""
+        if fmt in ("sav", "dta"):
+            import pyreadstat
+            if fmt == "sav":  # user_missing keeps the negative codes SPSS declares as missing
+                df, _ = pyreadstat.read_sav(str(path), usecols=names, user_missing=True,
+                                            apply_value_formats=False)
+            else:
+                df, _ = pyreadstat.read_dta(str(path), usecols=names, apply_value_formats=False)
+            return df
+        text_columns = {n: str for n in names if n.upper() in (COUNTRY_COLUMN, ID_COLUMN)}
+        numeric = {n: "float64" for n in names if n not in text_columns}
+        decimals = (".", ",") if self.sep == ";" else (".",)
+        for decimal in decimals:
+            try:
+                return pd.read_csv(path, sep=self.sep, skiprows=self.skiprows, usecols=names,
+                                   dtype={**text_columns, **numeric}, decimal=decimal,
+                                   encoding="utf-8-sig", encoding_errors="replace")
+            except ValueError as err:
+                problem = err
+        raise WVSFileError(f"{path.name}: a column that should hold numeric answer codes holds text "
+                           f"({problem})")
+
+
+class _Plan:
+    """Which requested items are read directly, which are derived, which components to read."""
+
+    def __init__(self):
+        self.direct, self.derived, self.components = [], [], []
+
+    @property
+    def read(self) -> list[str]:
+        return self.direct + [c for c in self.components if c not in self.direct]
+
+
+def _requested_items(items, catalog: Catalog, columns: dict) -> list[str]:
+    if items is None:
+        found = [c for c in catalog.codes() if c in columns or _derivable(catalog[c], columns)]
+        if not found:
+            raise WVSFileError("the file has none of the vpersona catalog items "
+                               f"({', '.join(catalog.codes()[:6])}, ...)")
+        return found
+    items = [items] if isinstance(items, str) else list(items)
+    unknown = [c for c in items if c not in catalog]
+    if unknown:
+        hints = "; ".join(f"{c!r} (did you mean {', '.join(m)}?)" if (m := difflib.get_close_matches(
+            str(c).upper(), catalog.codes(), n=3)) else repr(c) for c in unknown)
+        raise WVSFileError(f"items not in the vpersona catalog: {hints}. Catalog items: "
+                           f"{', '.join(catalog.codes())}")
+    return list(dict.fromkeys(items))
+
+
+def _derivable(item: Item, columns: dict) -> bool:
+    parts = INDEX_COMPONENTS.get(item.derived or "", ())
+    return bool(parts) and all(p in columns for p in parts)
+
+
+def _column_plan(item_codes: list[str], catalog: Catalog, columns: dict, label: str) -> _Plan:
+    plan, absent = _Plan(), []
+    if COUNTRY_COLUMN not in columns:
+        absent.append(f"{COUNTRY_COLUMN} (ISO alpha-3 country code)")
+    for code in item_codes:
+        item = catalog[code]
+        if code in columns:
+            plan.direct.append(code)
+        elif _derivable(item, columns):
+            plan.derived.append(code)
+            plan.components += [p for p in INDEX_COMPONENTS[item.derived] if p not in plan.components]
+        elif item.derived in INDEX_COMPONENTS:
+            parts = INDEX_COMPONENTS[item.derived]
+            absent.append(f"{code} (or all its components {', '.join(parts)}; missing "
+                          f"{', '.join(p for p in parts if p not in columns)})")
+        else:
+            absent.append(f"{code} (requested item)")
+    if absent:
+        raise WVSFileError(f"{label} lacks required columns: {'; '.join(absent)}")
+    return plan
+
+
+def _country_codes(column: pd.Series, label: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column):
+        raise WVSFileError(f"{label}: {COUNTRY_COLUMN} holds numbers; expected ISO alpha-3 codes "
+                           "such as SWE (numeric country codes are in B_COUNTRY)")
+    return column.fillna("").astype(str).str.strip().str.upper()
+
+
+def _select_countries(raw: pd.DataFrame, countries, label: str) -> list[str]:
+    present = sorted(raw[COUNTRY_COLUMN].unique())
+    known = country_names()
+    if countries is None:
+        odd = [c for c in present if c not in known]
+        if odd:
+            warnings.warn(f"{label}: country codes not in WVS Wave 7: {odd} "
+                          f"({int(raw[COUNTRY_COLUMN].isin(odd).sum())} rows); loaded as they are",
+                          stacklevel=4)
+        return present
+    requested = [countries] if isinstance(countries, str) else list(countries)
+    requested = list(dict.fromkeys(str(c).strip().upper() for c in requested))
+    unknown = [c for c in requested if c not in known]
+    if unknown:
+        raise WVSFileError("unknown country codes (expected ISO alpha-3 codes of WVS Wave 7 "
+                           f"countries): {'; '.join(_country_hint(c, known) for c in unknown)}")
+    absent = [c for c in requested if c not in present]
+    if absent:
+        raise WVSFileError(f"no respondents in {label} for {', '.join(absent)}; countries present: "
+                           f"{', '.join(present)}")
+    return requested
+
+
+def _country_hint(code: str, known: dict[str, str]) -> str:
+    if code == "MOR":
+        return "'MOR' (Morocco is MAR in the WVS data; MOR is the codebook's code)"
+    by_name = {name.upper(): iso3 for iso3, name in known.items()}
+    guesses = [by_name[n] for n in difflib.get_close_matches(code, list(by_name), n=2, cutoff=0.7)]
+    guesses += difflib.get_close_matches(code, list(known), n=3, cutoff=0.6)
+    guesses = list(dict.fromkeys(guesses))
+    return f"{code!r} (did you mean {', '.join(guesses)}?)" if guesses else repr(code)
+
+
+def _respondent_ids(data: pd.DataFrame, label: str) -> pd.Index:
+    rows = data["_row"].astype(str)
+    if ID_COLUMN in data:
+        raw = data[ID_COLUMN]
+        if pd.api.types.is_numeric_dtype(raw):
+            ids = raw.map(lambda v: "" if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v))
+        else:
+            ids = raw.fillna("").astype(str).str.strip()
+        if (ids != "").all() and ids.is_unique:
+            return pd.Index(ids.to_numpy(), name="respondent")
+        warnings.warn(f"{label}: {ID_COLUMN} has blank or repeated ids; respondents are "
+                      "identified by their row number in the file instead", stacklevel=4)
+    return pd.Index(rows.to_numpy(), name="respondent")
+
+
+def _weights(data: pd.DataFrame, weight_column, label: str) -> np.ndarray:
+    if weight_column is None:
+        return np.ones(len(data))
+    column = weight_column
+    if column not in data:
+        if column != DEFAULT_WEIGHT_COLUMN:
+            raise WVSFileError(f"{label} has no weight column {weight_column!r}")
+        warnings.warn(f"{label} has no {DEFAULT_WEIGHT_COLUMN} column: every respondent gets weight "
+                      "1.0 (unweighted shares)", stacklevel=4)
+        return np.ones(len(data))
+    weight = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype="float64")
+    bad = ~(np.isfinite(weight) & (weight > 0))
+    if bad.any():
+        where = data.loc[bad, COUNTRY_COLUMN].value_counts().sort_index()
+        raise WVSFileError(f"{label}: {column} must be a finite number > 0 for every respondent; "
+                           f"{int(bad.sum())} are not (per country: {where.to_dict()}; e.g. "
+                           f"{weight[bad][:3].tolist()})")
+    return weight
+
+
+def _code_item(raw: pd.Series, item: Item):
+    """Return (values with NaN for missing, missing codes, [(unexpected value, count)])."""
+    num = pd.to_numeric(raw, errors="coerce").astype("float64")
+    if item.scale == "numeric":
+        valid = num >= 0
+    else:
+        valid = num.isin(item.codes)
+    wvs_missing = ~valid & num.isin(list(MISSING_KINDS))
+    codes = pd.Series(OTHER_MISSING, index=num.index, dtype="int8")
+    codes[valid] = 0
+    codes[wvs_missing] = num[wvs_missing].astype("int8")
+    odd = num[~valid & ~wvs_missing & num.notna()]
+    unexpected = sorted(odd.value_counts().items())
+    return num.where(valid), codes, [(float(v), int(n)) for v, n in unexpected]
+
+
+def _derive(item: Item, data: pd.DataFrame, component_codes: dict):
+    parts = INDEX_COMPONENTS[item.derived]
+    inputs = [data[p].where(component_codes[p] == 0) for p in parts]
+    values = _INDEX_FUNCTIONS[item.derived](*inputs)
+    codes = pd.Series(0, index=values.index, dtype="int8")
+    any_missing = np.logical_or.reduce([component_codes[p] != 0 for p in parts])
+    any_not_asked = np.logical_or.reduce([component_codes[p] == NOT_ASKED for p in parts])
+    codes[any_missing] = OTHER_MISSING
+    codes[any_not_asked] = NOT_ASKED
+    return values.where(codes == 0), codes
+
+
+def _warn_unexpected(unexpected, label: str) -> None:
+    parts = []
+    for code, value, n in unexpected:
+        v = int(value) if float(value).is_integer() else value
+        parts.append(f"{code} code {v} (n={n})")
+    warnings.warn(f"{label}: answer codes that are not answer options of the catalog item, treated "
+                  f"as missing (-5): {'; '.join(parts)}", stacklevel=4)
+
+
+def _check_asked(responses: pd.DataFrame, missing: pd.DataFrame, item_codes, explicit: bool,
+                 not_asked: str, label: str) -> None:
+    all_not_asked = (missing == NOT_ASKED).groupby(responses["country"]).all()
+    pairs = [(country, item) for country in all_not_asked.index for item in item_codes
+             if all_not_asked.loc[country, item]]
+    if not pairs:
+        return
+    listed = ", ".join(f"{c}/{i}" for c, i in pairs)
+    if explicit and not_asked == "error":
+        raise WVSFileError(f"{label}: requested items not asked in requested countries (every answer "
+                           f"is -4): {listed}. Drop those items or countries, or pass "
+                           "not_asked='exclude' to keep them as not asked")
+    warnings.warn(f"{label}: items not asked (all -4) in: {listed}; kept as not asked", stacklevel=4)

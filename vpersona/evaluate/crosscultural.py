@@ -1,0 +1,184 @@
+"""Cross-cultural summaries: who a method serves worse, and whether it keeps countries apart.
+
+- :func:`country_groups` — "aligned" vs "underrepresented" countries. Rule ``"zones"`` (default):
+  aligned = the Inglehart-Welzel cultural zones English-speaking and Protestant Europe
+  (``vpersona/resources/countries.csv``; pass ``aligned_zones=`` to change), the rest
+  underrepresented. Rule ``"iw_distance"``: aligned = Euclidean distance on the IW map
+  (``vpersona/resources/iw_map_positions.csv``) from a reference country (default USA) at most
+  ``threshold`` (default 1.5 map units, about the spread of the English-speaking zone).
+- :func:`group_gap` — per method, the mean error of underrepresented minus aligned countries
+  (each country's mean over its items first, then the mean over the group's countries, so a
+  country weighs the same whatever number of items it has); :func:`gap_change` — how a gap moves
+  between two methods (e.g. value vs none, calibrated vs uncalibrated).
+- :func:`divergence_ratio` — per item, the mean pairwise JS distance between countries'
+  predicted distributions over the same for human distributions (countries both have), then
+  averaged over items. 1 is ideal; < 1 countries collapse together, > 1 stereotyping.
+- :func:`mean_correlation` — per ordered item, Pearson correlation across countries of the
+  predicted vs human mean answer; averaged over items (plain mean of r, items with >= 3
+  countries and non-constant means).
+"""
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+
+from vpersona.data.catalog import Catalog
+from vpersona.core.distributions import entropy, mean_answer, to_matrix
+from vpersona.data.catalog import ordered_mask
+from vpersona.data.countries import zones  # noqa: F401  (re-exported: the grouping rule reads it)
+from vpersona.core.package_data import package_table
+
+ALIGNED_ZONES = ("English-speaking", "Protestant Europe")
+ALIGNED, UNDERREPRESENTED = "aligned", "underrepresented"
+
+
+def iw_distance(countries=None, reference: str = "USA") -> pd.Series:
+    """Euclidean distance on the published IW map from ``reference`` (index iso3)."""
+    pos = package_table("iw_map_positions.csv").set_index("iso3")[["traditional_secular", "survival_selfexpression"]]
+    if reference not in pos.index:
+        raise ValueError(f"reference country {reference!r} has no IW map position")
+    dist = np.sqrt(((pos - pos.loc[reference]) ** 2).sum(axis=1)).rename("iw_distance")
+    if countries is None:
+        return dist
+    unknown = [c for c in countries if c not in dist.index]
+    if unknown:
+        raise ValueError(f"countries {unknown} have no IW map position in vpersona/resources/iw_map_positions.csv")
+    return dist[list(countries)]
+
+
+def country_groups(countries, rule: str = "zones", *, aligned_zones=ALIGNED_ZONES, reference: str = "USA",
+                   threshold: float = 1.5) -> pd.Series:
+    """"aligned" / "underrepresented" per country (index iso3); the rule is in the module doc."""
+    countries = sorted(set(countries))
+    if rule == "zones":
+        aligned = zones(countries).isin(list(aligned_zones))
+    elif rule == "iw_distance":
+        aligned = iw_distance(countries, reference) <= threshold
+    else:
+        raise ValueError(f"unknown grouping rule {rule!r}; expected 'zones' or 'iw_distance'")
+    return pd.Series(np.where(aligned, ALIGNED, UNDERREPRESENTED), index=pd.Index(countries, name="country"),
+                     name="group")
+
+
+def group_gap(cells: pd.DataFrame, groups: pd.Series, *, metric: str = "jsd", by="method") -> pd.DataFrame:
+    """Per ``by`` value: mean ``metric`` of aligned and underrepresented countries, and their gap."""
+    by = [by] if isinstance(by, str) else list(by)
+    unknown = sorted(set(cells["country"]) - set(groups.index))
+    if unknown:
+        raise ValueError(f"countries {unknown} have no group; pass groups covering every scored country")
+    per_country = cells.groupby([*by, "country"], sort=True)[metric].mean().reset_index()
+    per_country["group"] = per_country["country"].map(groups)
+    table = per_country.pivot_table(index=by, columns="group", values=metric, aggfunc="mean")
+    counts = per_country.pivot_table(index=by, columns="group", values="country", aggfunc="count")
+    out = pd.DataFrame(index=table.index)
+    for g in (ALIGNED, UNDERREPRESENTED):
+        out[g] = table[g] if g in table else np.nan
+        out[f"n_{g}"] = counts[g].fillna(0).astype(int) if g in counts else 0
+    out["gap"] = out[UNDERREPRESENTED] - out[ALIGNED]
+    out["metric"] = metric
+    return out.reset_index()
+
+
+def gap_change(gaps: pd.DataFrame, pairs, *, by: str = "method") -> pd.DataFrame:
+    """Gap of each (to, from) method pair: ``change = gap[to] - gap[from]`` (negative = narrowed)."""
+    g = gaps.set_index(by)["gap"]
+    rows = []
+    for to, frm in pairs:
+        missing = [m for m in (to, frm) if m not in g.index]
+        if missing:
+            raise ValueError(f"methods {missing} are not in the gap table ({list(g.index)})")
+        rows.append({"to": to, "from": frm, "gap_to": g[to], "gap_from": g[frm], "change": g[to] - g[frm]})
+    return pd.DataFrame(rows)
+
+
+def _pairwise_mean_jsd(P: np.ndarray, present: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """P: (items, countries, KMAX); present: (items, countries). Mean JSD over present pairs per item.
+
+    Uses JS divergence = H(M) - (H(P) + H(Q)) / 2 (bits), so only the pair mixtures need logs;
+    items are processed a few at a time so the pair arrays stay in cache.
+    """
+    n_items, n_c, kmax = P.shape
+    iu, ju = np.triu_indices(n_c, k=1)
+    H = entropy(P.reshape(-1, kmax)).reshape(n_items, n_c)
+    out = np.empty(n_items)
+    for start in range(0, n_items, chunk):  # chunks of items, each vectorised over all country pairs
+        sl = slice(start, start + chunk)
+        M = 0.5 * (P[sl, iu] + P[sl, ju])
+        div = entropy(M.reshape(-1, kmax)).reshape(M.shape[:2]) - 0.5 * (H[sl, iu] + H[sl, ju])
+        pair = present[sl, iu] & present[sl, ju]
+        with np.errstate(invalid="ignore"):
+            out[sl] = np.where(pair, np.sqrt(np.clip(div, 0.0, 1.0)), 0).sum(axis=1) / pair.sum(axis=1)
+    return out
+
+
+def _cube(table: pd.DataFrame, items, countries) -> tuple[np.ndarray, np.ndarray]:
+    P, _ = to_matrix(table)
+    i = pd.Index(items).get_indexer(table["item"])
+    c = pd.Index(countries).get_indexer(table["country"])
+    cube = np.zeros((len(items), len(countries), P.shape[1]))
+    present = np.zeros((len(items), len(countries)), dtype=bool)
+    ok = (i >= 0) & (c >= 0) & (P.sum(axis=1) > 0)
+    cube[i[ok], c[ok]] = P[ok]
+    present[i[ok], c[ok]] = True
+    return cube, present
+
+
+def divergence_ratio(pred: pd.DataFrame, human: pd.DataFrame, *, by="method") -> pd.DataFrame:
+    """Per ``by`` value and item: predicted and human between-country mean JSD and their ratio.
+
+    Use ``.groupby(by)["ratio"].mean()`` for the per-method summary (:func:`summarise_divergence`).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    rows, human_cache = [], {}
+    groups = pred.groupby(by, sort=True) if by else [((), pred)]
+    for key, sub in groups:
+        items = sorted(set(sub["item"]) & set(human["item"]))
+        countries = sorted(set(sub["country"]) & set(human["country"]))
+        Pp, have_p = _cube(sub, items, countries)
+        Ph, have_h = _cube(human, items, countries)
+        both = have_p & have_h
+        memo = (tuple(items), tuple(countries), both.tobytes())  # methods usually share the human side
+        if memo not in human_cache:
+            human_cache[memo] = _pairwise_mean_jsd(Ph, both)
+        d_pred, d_human = _pairwise_mean_jsd(Pp, both), human_cache[memo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(d_human > 0, d_pred / d_human, np.nan)
+        key = key if isinstance(key, tuple) else (key,)
+        frame = pd.DataFrame({"item": items, "n_countries": both.sum(axis=1), "pred_divergence": d_pred,
+                              "human_divergence": d_human, "ratio": ratio})
+        for name, value in zip(by, key):
+            frame.insert(0, name, value)
+        rows.append(frame[frame["n_countries"] >= 2])
+    return pd.concat(rows, ignore_index=True)
+
+
+def summarise_divergence(per_item: pd.DataFrame, *, by="method") -> pd.DataFrame:
+    """Mean divergence ratio over items per ``by`` value (and the mean pred/human divergences)."""
+    return per_item.groupby(by, sort=True).agg(divergence_ratio=("ratio", "mean"),
+                                               pred_divergence=("pred_divergence", "mean"),
+                                               human_divergence=("human_divergence", "mean"),
+                                               n_items=("item", "nunique")).reset_index()
+
+
+def mean_correlation(pred: pd.DataFrame, human: pd.DataFrame, *, by="method",
+                     catalog: Catalog | None = None) -> pd.DataFrame:
+    """Per ``by`` value and ordered item: Pearson r across countries of predicted vs human mean answers."""
+    by = [by] if isinstance(by, str) else list(by)
+    hum = human[ordered_mask(human["item"], catalog)]
+    h = hum[["country", "item"]].assign(human_mean=mean_answer(to_matrix(hum)[0]))
+    prd = pred[ordered_mask(pred["item"], catalog)]
+    P, _ = to_matrix(prd)
+    p = prd[[*by, "country", "item"]].assign(pred_mean=mean_answer(P))[P.sum(axis=1) > 0]
+    m = p.merge(h, on=["country", "item"], how="inner")
+    g = m.groupby([*by, "item"], sort=True)
+    stats = g.agg(n_countries=("country", "size"))
+    x, y = m["pred_mean"], m["human_mean"]
+    m = m.assign(xy=x * y, xx=x * x, yy=y * y)
+    s = m.groupby([*by, "item"], sort=True)[["pred_mean", "human_mean", "xy", "xx", "yy"]].mean()
+    cov = s["xy"] - s["pred_mean"] * s["human_mean"]
+    var_x, var_y = s["xx"] - s["pred_mean"] ** 2, s["yy"] - s["human_mean"] ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(var_x * var_y)
+    stats["r"] = r.where((stats["n_countries"] >= 3) & (var_x > 1e-15) & (var_y > 1e-15))
+    return stats.reset_index()

@@ -1,0 +1,161 @@
+"""Distances between a predicted and a human answer distribution, per cell and summarised.
+
+All metrics act on matrices of shape (n_cells, KMAX) (see :mod:`vpersona.core.distributions`), one row
+per (country, item[, method...]) cell, with option positions x = 0..K-1 in catalog order:
+
+- ``jsd``: Jensen-Shannon *distance*, base 2: sqrt of the JS divergence, in [0, 1]
+  (0 identical, 1 disjoint supports).
+- ``w1``: Wasserstein-1 (earth mover's) distance over option positions divided by K-1, in [0, 1]
+  (OpinionQA's representativeness is 1 - w1).
+- ``mean_error``: |E_pred[x] - E_human[x]| / (K-1), in [0, 1].
+- ``diversity_ratio``: sd_pred / sd_human of x (1 ideal; < 1 = too concentrated).
+- ``entropy_ratio``: H(pred) / H(human) (Shannon entropy; 1 ideal).
+
+Nominal items (catalog scale ``nominal``) have no order, so ``w1``, ``mean_error`` and
+``diversity_ratio`` are NaN for them; ``jsd`` and ``entropy_ratio`` are defined for every item.
+A ratio whose human denominator is 0 (everyone gave the same answer) is NaN.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vpersona.data.catalog import Catalog, load_catalog, ordered_mask
+from vpersona.core.distributions import KMAX, entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
+
+METRICS = ("jsd", "w1", "mean_error", "diversity_ratio", "entropy_ratio")
+
+
+def wasserstein(P: np.ndarray, Q: np.ndarray, K) -> np.ndarray:
+    """W1 over option positions divided by K-1, per row."""
+    cdf_gap = np.abs(np.cumsum(normalise(P) - normalise(Q), axis=1))
+    return cdf_gap.sum(axis=1) / (np.asarray(K, dtype=float) - 1.0)
+
+
+def mean_error(P: np.ndarray, Q: np.ndarray, K) -> np.ndarray:
+    """|mean position of P - mean position of Q| / (K-1), per row."""
+    return np.abs(mean_answer(P) - mean_answer(Q)) / (np.asarray(K, dtype=float) - 1.0)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 1e-12)
+
+
+def cell_metrics(P: np.ndarray, Q: np.ndarray, K, ordered) -> dict[str, np.ndarray]:
+    """Every metric for predicted rows P against human rows Q; NaN where undefined (see module doc)."""
+    ordered = np.asarray(ordered, dtype=bool)
+    nan_unless_ordered = np.where(ordered, 1.0, np.nan)
+    return {
+        "jsd": jsd(P, Q),
+        "w1": wasserstein(P, Q, K) * nan_unless_ordered,
+        "mean_error": mean_error(P, Q, K) * nan_unless_ordered,
+        "diversity_ratio": _ratio(sd_answer(P), sd_answer(Q)) * nan_unless_ordered,
+        "entropy_ratio": _ratio(entropy(normalise(P)), entropy(normalise(Q))),
+    }
+
+
+def score(pred: pd.DataFrame, human: pd.DataFrame, *, catalog: Catalog | None = None,
+          keys=("country", "item")) -> pd.DataFrame:
+    """Per-cell metrics of a predicted distribution table against the human one.
+
+    ``pred`` may carry more key columns than ``keys`` (``method``, ``kind``, ``draw``...): every
+    pred row is matched to the human row with the same ``keys``. Pred rows without a human row
+    (an item not asked in that country) and pred rows whose distribution is missing (all zero or
+    NaN) are not scored: they are left out and counted in ``result.attrs["unscored"]``.
+    Returns pred's non-probability columns + ``K`` + :data:`METRICS`.
+    """
+    keys = list(keys)
+    for name, t in (("pred", pred), ("human", human)):
+        lacking = [c for c in [*keys, "K"] if c not in t.columns]
+        if lacking:
+            raise ValueError(f"{name} table lacks columns {lacking}; expected a distribution table with {keys + ['K']}")
+    if human.duplicated(keys).any():
+        raise ValueError(f"human table has several rows per {keys}; expected one distribution per cell")
+    pred = pred.reset_index(drop=True)
+    row = pd.MultiIndex.from_frame(human[keys]).get_indexer(pd.MultiIndex.from_frame(pred[keys]))
+    P, K = to_matrix(pred)
+    Q_all, K_h = to_matrix(human)
+    has_pred = P.sum(axis=1) > 0
+    keep = (row >= 0) & has_pred
+    mismatch = keep & (K_h[np.where(row >= 0, row, 0)] != K)
+    if mismatch.any():
+        bad = pred.loc[mismatch, keys].head(3).to_dict("records")
+        raise ValueError(f"pred and human disagree on the number of options K for cells such as {bad}")
+    P, K, Q = P[keep], K[keep], Q_all[row[keep]]
+    out = pred.loc[keep, [c for c in pred.columns if not (c.startswith("p") and c[1:].isdigit())]]
+    out = out.reset_index(drop=True)
+    for name, values in cell_metrics(P, Q, K, ordered_mask(out["item"], catalog)).items():
+        out[name] = values
+    out.attrs["unscored"] = int((~keep).sum())
+    return out
+
+
+def _resample_counts(seed: int, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) bootstrap counts: how often each of n rows is drawn in each resample.
+
+    Depends only on (seed, n): every group of n rows gets the same resampling of its (sorted)
+    rows, so a group's interval does not depend on which other groups exist, and all groups of
+    one size are resampled in one matrix product.
+    """
+    idx = np.random.default_rng([seed, n]).integers(0, n, size=(n_boot, n))
+    counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+    return counts.reshape(n_boot, n).astype(float)
+
+
+def summarise(cells: pd.DataFrame, by=("method", "country"), *, metrics=METRICS, n_boot: int = 1000,
+              level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean of each metric per group with a percentile bootstrap interval over the group's rows (items).
+
+    Columns: ``by`` + ``n_items`` + per metric ``<m>``, ``<m>_lo``, ``<m>_hi``. NaN values (e.g. w1 of
+    nominal items) are left out of that metric's mean (and of each resample's mean). Rows are
+    sorted by ``item`` within a group; resamples come from a generator seeded by (seed, group
+    size), so results depend only on the group's own rows.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    metrics = [m for m in metrics if m in cells.columns]
+    lacking = [c for c in by if c not in cells.columns]
+    if lacking:
+        raise ValueError(f"cannot summarise by {lacking}: not columns of the cell table ({list(cells.columns)})")
+    order = by + (["item"] if "item" in cells.columns and "item" not in by else [])
+    cells = cells.sort_values(order, kind="stable").reset_index(drop=True)
+    group_id = cells.groupby(by, sort=True).ngroup().to_numpy()
+    keys = cells.groupby(by, sort=True)[by[0]].size().index
+    sizes = np.bincount(group_id)
+    position = np.arange(len(cells)) - np.r_[0, np.cumsum(sizes)[:-1]][group_id]
+    V = cells[metrics].to_numpy(dtype=float)
+    ok = ~np.isnan(V)
+    Vz = np.where(ok, V, 0.0)
+    n_groups, n_m = len(sizes), len(metrics)
+    mean = np.full((n_groups, n_m), np.nan)
+    lo, hi = mean.copy(), mean.copy()
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    for n in np.unique(sizes):  # one matrix product per group size (usually one size)
+        gs = np.flatnonzero(sizes == n)
+        rows = np.full((len(gs), n), -1)
+        sel = np.isin(group_id, gs)
+        rows[np.searchsorted(gs, group_id[sel]), position[sel]] = np.flatnonzero(sel)
+        num, den = Vz[rows], ok[rows].astype(float)  # (groups, n, metrics)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[gs] = num.sum(axis=1) / den.sum(axis=1)
+            if n_boot:
+                C = _resample_counts(seed, int(n), n_boot)
+                boot = (C @ num.transpose(1, 0, 2).reshape(n, -1)) / (C @ den.transpose(1, 0, 2).reshape(n, -1))
+                q = _percentiles(boot, [lo_q, hi_q])
+                lo[gs], hi[gs] = q[0].reshape(len(gs), n_m), q[1].reshape(len(gs), n_m)
+    out = pd.DataFrame(list(keys) if len(by) > 1 else {by[0]: list(keys)}, columns=by)
+    out["n_items"] = sizes
+    for j, m in enumerate(metrics):
+        out[m], out[f"{m}_lo"], out[f"{m}_hi"] = mean[:, j], lo[:, j], hi[:, j]
+    return out
+
+
+def _percentiles(boot: np.ndarray, q) -> np.ndarray:
+    """Percentiles over resamples (axis 0); columns with NaN resamples use nanpercentile."""
+    out = np.full((len(q), boot.shape[1]), np.nan)
+    has_nan = np.isnan(boot).any(axis=0)
+    if (~has_nan).any():
+        out[:, ~has_nan] = np.percentile(boot[:, ~has_nan], q, axis=0)
+    some = has_nan & ~np.isnan(boot).all(axis=0)
+    if some.any():
+        out[:, some] = np.nanpercentile(boot[:, some], q, axis=0)
+    return out

@@ -1,0 +1,224 @@
+"""The answer cache: an SQLite file of LLM replies keyed by everything that changes an answer.
+
+Keys come from :func:`vpersona.llm.backends.base.cache_key` (backend identity, messages, estimator,
+generation parameters, replicate index). Each row keeps the raw reply (JSON), the parsed answer,
+token usage and a timestamp. Every answer is committed as soon as it arrives, in WAL mode, so a run
+killed at any point (even ``kill -9``) keeps all answers received so far, and several processes
+can write to one cache at once (SQLite's own locking; writers wait up to ``timeout`` seconds).
+
+A file that is not SQLite, is damaged (``PRAGMA quick_check``), or is another application's SQLite
+database is refused with :class:`CacheError`; it is never overwritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from vpersona.llm.backends.base import Reply
+
+APPLICATION = "vpersona-answer-cache"
+SCHEMA_VERSION = "1"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    key               TEXT PRIMARY KEY,  -- base.cache_key(...)
+    backend           TEXT NOT NULL,     -- backend kind
+    model             TEXT,
+    estimator         TEXT NOT NULL,
+    reply             TEXT NOT NULL,     -- JSON: texts, top_logprobs, usage, raw
+    answer            TEXT,              -- JSON: parsed answer (dist in catalog order, flags...)
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created_at        TEXT NOT NULL      -- UTC ISO 8601
+);
+"""
+
+
+class CacheError(RuntimeError):
+    """The cache file cannot be used (not SQLite, damaged, foreign, or of another schema version)."""
+
+
+@dataclass
+class CacheStats:
+    """Counters for this cache object: lookups that hit/missed, answers stored (= backend calls
+    made through it) and their token usage."""
+
+    hits: int = 0
+    misses: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def reply_to_json(reply: Reply) -> str:
+    return json.dumps({"texts": reply.texts, "top_logprobs": reply.top_logprobs, "usage": reply.usage,
+                       "raw": reply.raw}, ensure_ascii=False, default=str)
+
+
+def reply_from_json(blob: str) -> Reply:
+    d = json.loads(blob)
+    return Reply(texts=d["texts"], top_logprobs=d["top_logprobs"], usage=d.get("usage") or {}, raw=d.get("raw"))
+
+
+class AnswerCache:
+    """SQLite answer cache at ``path`` (created if absent). Use as a context manager or ``close()``."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0):
+        self.path = Path(path)
+        self.stats = CacheStats()
+        self._lock = threading.Lock()
+        _refuse_non_sqlite(self.path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._check_integrity()
+            self._init_or_check_schema()
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a killed process
+        except CacheError:
+            self._conn.close()
+            raise
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise CacheError(f"cache file {self.path} is unreadable as SQLite ({e}); expected a vpersona answer "
+                             f"cache. It was left untouched: move it away or choose another cache path") from None
+
+    # -- opening ----------------------------------------------------------------------------------
+    def _check_integrity(self) -> None:
+        result = [r[0] for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if result != ["ok"]:
+            raise CacheError(f"cache file {self.path} is damaged (PRAGMA quick_check: {'; '.join(result[:5])}). "
+                             f"It was left untouched: move it away or choose another cache path")
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _init_or_check_schema(self) -> None:
+        """Check a non-empty file is ours before changing anything in it; initialise an empty one."""
+        tables = self._tables()
+        if tables:
+            self._check_ours(tables)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        if tables:
+            return
+        self._conn.execute("BEGIN IMMEDIATE")  # one process initialises; the others wait, then check
+        try:
+            tables = self._tables()
+            if not tables:
+                for stmt in SCHEMA.strip().split(";"):
+                    if stmt.strip():
+                        self._conn.execute(stmt)
+                self._conn.execute("INSERT INTO meta VALUES ('application', ?), ('schema_version', ?), ('created_at', ?)",
+                                   (APPLICATION, SCHEMA_VERSION, _now()))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        if tables:
+            self._check_ours(tables)
+
+    def _check_ours(self, tables: set[str]) -> None:
+        try:
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        except sqlite3.DatabaseError:  # a `meta` table of another shape
+            meta = {}
+        if meta.get("application") != APPLICATION:
+            raise CacheError(f"{self.path} is an SQLite database of another application (tables: "
+                             f"{', '.join(sorted(tables))}); expected a vpersona answer cache. It was left "
+                             f"untouched: choose another cache path")
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise CacheError(f"cache file {self.path} has schema version {meta.get('schema_version')!r}; this "
+                             f"vpersona expects {SCHEMA_VERSION!r}. Use a new cache path")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get(self, key: str) -> Reply | None:
+        """The cached reply for ``key``, or None (counts a hit or a miss)."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Reply]:
+        """Cached replies for those of ``keys`` that are present (counts hits and misses)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Reply] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                rows = self._conn.execute(f"SELECT key, reply FROM answers WHERE key IN ({','.join('?' * len(chunk))})",
+                                          chunk).fetchall()
+                found.update((k, reply_from_json(r)) for k, r in rows)
+            self.stats.hits += len(found)
+            self.stats.misses += len(keys) - len(found)
+        return found
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM answers WHERE key = ?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def totals(self) -> dict:
+        """Rows and token totals stored in the file (all runs, all processes)."""
+        with self._lock:
+            n, p, c = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM answers"
+            ).fetchone()
+        return {"answers": n, "prompt_tokens": p, "completion_tokens": c}
+
+    # -- writing ----------------------------------------------------------------------------------
+    def put(self, key: str, reply: Reply, *, backend: str, estimator: str, model: str | None = None,
+            answer: dict | None = None) -> None:
+        """Store one reply and commit at once. A key already present (e.g. written meanwhile by
+        another process for the same query) is kept as it was."""
+        usage = reply.usage or {}
+        pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        row = (key, backend, model, estimator, reply_to_json(reply),
+               None if answer is None else json.dumps(answer, ensure_ascii=False), pt, ct, _now())
+        with self._lock:
+            self._conn.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self.stats.calls += 1
+            self.stats.prompt_tokens += pt
+            self.stats.completion_tokens += ct
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "AnswerCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AnswerCache({str(self.path)!r})"
+
+
+def _refuse_non_sqlite(path: Path) -> None:
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise CacheError(f"cache path {path} is a directory; expected an SQLite file path")
+    if os.path.getsize(path) == 0:
+        return  # an empty file is an empty SQLite database: nothing to overwrite
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise CacheError(f"cache file {path} is not an SQLite database (header {header[:16]!r}); expected a "
+                         f"vpersona answer cache. It was left untouched: move it away or choose another cache path")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

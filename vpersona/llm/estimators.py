@@ -1,0 +1,241 @@
+"""Turn a model's reply into one persona's answer distribution (METHOD.md §2.6).
+
+Three estimators, each with ``make_query(prompt, **params) -> Query`` and
+``parse(reply, prompt) -> Answer``:
+
+- ``logprobs`` (default): one output token with ``top_logprobs``; the probability of each label is
+  the summed probability of its case/whitespace variants ("A", " A", "a", " a", ...); the total is
+  the *covered mass*, the distribution is renormalised over labels and flagged ``low_mass`` below
+  ``min_mass``. Labels outside the top ``top_logprobs`` tokens count as 0.
+- ``sample``: ``n`` completions at temperature ``temperature``; each is parsed for a leading label;
+  unparseable ones are counted in ``n_invalid``, never guessed.
+- ``verbalized``: the model is asked for a JSON object label -> probability; a valid object (numbers
+  >= 0, some positive mass) is normalised, missing labels count 0, keys that are not labels are
+  off-label mass; anything else counts as invalid.
+
+Refusals and garbage never raise: an answer with nothing valid has ``dist`` all NaN, a flag, and is
+excluded from aggregation downstream. Distributions are always in *catalog* option order.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from vpersona.llm.backends.base import Query, Reply
+from vpersona.llm.prompts import Prompt
+
+FLAGS = ("low_mass", "refusal", "unparseable", "no_logprobs")
+
+REFUSAL = re.compile(
+    r"^\W*(i'?m sorry|i am sorry|sorry\b|i cannot|i can'?t|i can not|i won'?t|i'?m not able|i am not able|"
+    r"i'?m unable|i am unable|as an ai|i don'?t have (personal )?(opinions|beliefs|views|feelings)|"
+    r"i do not have (personal )?(opinions|beliefs|views|feelings))",
+    re.IGNORECASE)
+# A label at the very start of a completion, optionally after "Answer:" and opening markup, and not
+# followed by another letter/digit: "B", " b.", "(C)", "**D**", "Answer: E" parse; "Because" does not.
+LEADING_LABEL = re.compile(r"^\s*(?:answer\s*(?:is)?\s*[:\-]?\s*)?[(\[*\"'`]*([A-Za-z])(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One persona x question answer. ``dist``: length K, catalog option order, sums to 1, or all
+    NaN when nothing valid came back. ``covered_mass``: share of the reply that fell on valid labels
+    (logprobs: probability mass; sample: share of parseable completions; verbalized: share of the
+    stated mass on known labels)."""
+
+    dist: np.ndarray
+    covered_mass: float
+    n_valid: int
+    n_invalid: int
+    flags: frozenset = frozenset()
+
+    @property
+    def ok(self) -> bool:
+        return self.n_valid > 0
+
+    def to_json(self) -> dict:
+        return {"dist": [None if math.isnan(x) else float(x) for x in self.dist],
+                "covered_mass": self.covered_mass, "n_valid": self.n_valid, "n_invalid": self.n_invalid,
+                "flags": sorted(self.flags)}
+
+
+class Estimator(Protocol):
+    name: str
+    uses_seed: bool
+
+    def make_query(self, prompt: Prompt, **params) -> Query: ...
+
+    def parse(self, reply: Reply, prompt: Prompt) -> Answer: ...
+
+
+def _invalid(K: int, n_invalid: int, *flags: str) -> Answer:
+    return Answer(np.full(K, np.nan), 0.0, 0, n_invalid, frozenset(flags))
+
+
+def _to_catalog_order(presented: np.ndarray, prompt: Prompt) -> np.ndarray:
+    out = np.zeros(prompt.K)
+    out[list(prompt.option_index)] = presented
+    return out
+
+
+def _label_of(token: str, labels: tuple[str, ...]) -> str | None:
+    """The label a token stands for, accepting surrounding whitespace and either case."""
+    s = token.strip().upper()
+    return s if s in labels else None
+
+
+def _check_min_mass(min_mass: float) -> float:
+    if not 0 <= min_mass <= 1:
+        raise ValueError(f"min_mass must be in [0, 1], got {min_mass}")
+    return float(min_mass)
+
+
+class LogprobsEstimator:
+    """First-token probabilities over the labels (default estimator)."""
+
+    name = "logprobs"
+    uses_seed = False
+
+    def __init__(self, top_logprobs: int = 20, min_mass: float = 0.5):
+        if not 1 <= int(top_logprobs) <= 20:
+            raise ValueError(f"top_logprobs must be an integer in 1..20 (the OpenAI API limit), got {top_logprobs}")
+        self.top_logprobs = int(top_logprobs)
+        self.min_mass = _check_min_mass(min_mass)
+
+    def make_query(self, prompt: Prompt, **params) -> Query:
+        gen = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        gen.update(params)
+        return Query.make(list(prompt.messages), **gen)
+
+    def parse(self, reply: Reply, prompt: Prompt) -> Answer:
+        if not reply.top_logprobs:
+            return _invalid(prompt.K, 1, "no_logprobs")
+        presented = np.zeros(prompt.K)
+        for token in sorted(reply.top_logprobs):  # fixed summation order: same reply -> same bits
+            label = _label_of(token, prompt.labels)
+            if label is not None:
+                presented[prompt.labels.index(label)] += math.exp(reply.top_logprobs[token])
+        mass = float(presented.sum())
+        if mass <= 0:
+            return _invalid(prompt.K, 1, "unparseable")
+        flags = {"low_mass"} if mass < self.min_mass else set()
+        return Answer(_to_catalog_order(presented / mass, prompt), mass, 1, 0, frozenset(flags))
+
+
+def parse_leading_label(text: str, labels: tuple[str, ...]) -> str | None:
+    """The label a completion starts with, or None (never guessed from later text)."""
+    m = LEADING_LABEL.match(text or "")
+    if not m:
+        return None
+    label = m.group(1).upper()
+    return label if label in labels else None
+
+
+class SampleEstimator:
+    """Share of ``n`` sampled completions that start with each label."""
+
+    name = "sample"
+    uses_seed = True
+
+    def __init__(self, n: int = 20, temperature: float = 1.0, max_tokens: int = 4, min_mass: float = 0.5):
+        if int(n) < 1:
+            raise ValueError(f"n (completions per prompt) must be >= 1, got {n}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
+        self.n, self.temperature, self.max_tokens = int(n), float(temperature), int(max_tokens)
+        self.min_mass = _check_min_mass(min_mass)
+
+    def make_query(self, prompt: Prompt, **params) -> Query:
+        gen = {"n": self.n, "temperature": self.temperature, "top_p": 1.0, "max_tokens": self.max_tokens, "seed": 0}
+        gen.update(params)
+        return Query.make(list(prompt.messages), **gen)
+
+    def parse(self, reply: Reply, prompt: Prompt) -> Answer:
+        counts = np.zeros(prompt.K)
+        n_invalid, refused = 0, False
+        for text in reply.texts:
+            label = parse_leading_label(text, prompt.labels)
+            if label is None:
+                n_invalid += 1
+                refused |= bool(REFUSAL.match(text or ""))
+            else:
+                counts[prompt.labels.index(label)] += 1
+        n_valid = int(counts.sum())
+        refusal = {"refusal"} if refused else set()
+        if n_valid == 0:
+            return _invalid(prompt.K, n_invalid, "unparseable", *refusal)
+        covered = n_valid / (n_valid + n_invalid)
+        flags = refusal | ({"low_mass"} if covered < self.min_mass else set())
+        return Answer(_to_catalog_order(counts / n_valid, prompt), covered, n_valid, n_invalid, frozenset(flags))
+
+
+def _first_json_object(text: str):
+    """The first JSON object in ``text`` (models often wrap it in prose or code fences), or None."""
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"\{", text or ""):
+        try:
+            obj, _ = decoder.raw_decode(text, m.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+class VerbalizedEstimator:
+    """Probabilities the model states as a JSON object label -> probability."""
+
+    name = "verbalized"
+    uses_seed = False
+
+    def __init__(self, max_tokens: int = 120, temperature: float = 0.0, min_mass: float = 0.5):
+        self.max_tokens, self.temperature = int(max_tokens), float(temperature)
+        self.min_mass = _check_min_mass(min_mass)
+
+    def make_query(self, prompt: Prompt, **params) -> Query:
+        gen = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        gen.update(params)
+        return Query.make(list(prompt.messages), **gen)
+
+    def parse(self, reply: Reply, prompt: Prompt) -> Answer:
+        text = reply.texts[0] if reply.texts else ""
+        refusal = ("refusal",) if REFUSAL.match(text or "") else ()
+        obj = _first_json_object(text)
+        if obj is None:
+            return _invalid(prompt.K, 1, "unparseable", *refusal)
+        presented = np.zeros(prompt.K)
+        off_label = 0.0
+        for key, value in obj.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                return _invalid(prompt.K, 1, "unparseable", *refusal)
+            label = _label_of(str(key), prompt.labels)
+            if label is None:
+                off_label += value
+            else:
+                presented[prompt.labels.index(label)] += value
+        on_label = float(presented.sum())
+        if on_label <= 0:
+            return _invalid(prompt.K, 1, "unparseable", *refusal)
+        covered = on_label / (on_label + off_label)
+        flags = set(refusal) | ({"low_mass"} if covered < self.min_mass else set())
+        return Answer(_to_catalog_order(presented / on_label, prompt), covered, 1, 0, frozenset(flags))
+
+
+ESTIMATOR_CLASSES = {"logprobs": LogprobsEstimator, "sample": SampleEstimator, "verbalized": VerbalizedEstimator}
+
+
+def make_estimator(name: str = "logprobs", **params) -> Estimator:
+    """The estimator called ``name``, configured with ``params`` (see each class)."""
+    try:
+        cls = ESTIMATOR_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown estimator {name!r}; expected one of {sorted(ESTIMATOR_CLASSES)}") from None
+    try:
+        return cls(**params)
+    except TypeError as e:
+        raise TypeError(f"bad parameters for estimator {name!r}: {e}") from None
