@@ -121,9 +121,13 @@ def mean_interval(cells: pd.DataFrame, columns, *, unit: str = "items", n_boot: 
             np.add.at(n, (slice(None), g), ok.astype(float))
         lo, hi = np.full(len(columns), np.nan), np.full(len(columns), np.nan)
         has = n.sum(axis=1) > 0
-        keep = has[:, None] & (n > 0)  # per metric, the clusters that have a value
-        for m in np.flatnonzero(has):  # usually one pass per metric; clusters differ by NaN pattern
-            lo[m], hi[m] = _one_way(S[m, keep[m]], n[m, keep[m]], n_boot, level, seed, method)
+        keep = n > 0  # per metric, the clusters that have a value
+        patterns = {}
+        for m in np.flatnonzero(has):  # metrics with the same clusters share one scipy call
+            patterns.setdefault(keep[m].tobytes(), []).append(m)
+        for ms in patterns.values():
+            cols = keep[ms[0]]
+            lo[ms], hi[ms] = _one_way(S[np.ix_(ms, cols)], n[np.ix_(ms, cols)], n_boot, level, seed, method)
     return pd.DataFrame({"mean": mean, "lo": lo, "hi": hi}, index=pd.Index(columns, name="column"))
 
 
