@@ -249,7 +249,10 @@ def _prediction_weights(survey: Survey, sample: pd.DataFrame | None, weight: np.
     lacking = [c for c in ("country", "respondent") if c not in sample.columns]
     if lacking:
         raise ValueError(f"sample lacks columns {lacking}; expected country, respondent (one row per draw)")
-    counts = sample["respondent"].value_counts()
+    ids = sample["respondent"]
+    if not pd.api.types.is_numeric_dtype(survey.responses.index) and pd.api.types.is_numeric_dtype(ids):
+        ids = ids.astype(str)  # ids read back from persona_draws.csv parse as numbers
+    counts = ids.value_counts()
     unknown = counts.index.difference(survey.responses.index)
     if len(unknown):
         raise ValueError(f"sample names respondents not in {survey.label}: {list(unknown[:5])}")

@@ -11,7 +11,7 @@ import seaborn as sns
 
 SYNTHETIC_FOOTER = ("SYNTHETIC respondent data (vpersona's bundled sample): value profiles and their link to "
                     "answers are simulated; human targets are real WVS-7 marginals.")
-REFERENCE_METHODS = ("uniform", "global", "regression")
+REFERENCE_METHODS = ("uniform", "global", "regression", "regression-all")
 
 
 def setup() -> None:
