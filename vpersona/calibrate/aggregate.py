@@ -8,7 +8,7 @@ distribution is missing (NaN in p1..pK, e.g. a refusal or an unparseable answer,
 1. Replicates of the same persona and item are averaged (valid replicates only).
 2. The cell's distribution (country, item, kind) is the multiplicity-weighted mean of its
    personas' distributions: identical persona texts were queried once and stand for
-   ``multiplicity`` sampled respondents (METHOD §2.4, §2.7).
+   ``multiplicity`` sampled respondents (docs/method.md, section 3).
 
 ``n_personas`` counts the sampled personas of the cell (multiplicities summed, so duplicates
 count), ``n_valid_personas`` those with at least one valid replicate, ``n_distinct_personas`` the

@@ -1,4 +1,4 @@
-"""Personas: from sampled respondents to the persona texts an LLM is asked as (METHOD.md §2 steps 3-5).
+"""Personas: from sampled respondents to the persona texts an LLM is asked as (docs/method.md, section 1).
 
 Three steps, each usable alone:
 

@@ -122,6 +122,8 @@ def gap_chart(gaps: pd.DataFrame, *, title: str, axes=None):
     """Left: the gap (underrepresented - aligned) per method with its 95% interval; right: for each
     compared pair, the change in the gap's size |gap a| - |gap b| (negative = a narrows it).
     ``gaps``: the table of :func:`vpersona.evaluate.crosscultural.gap_intervals`."""
+    if not {"what", "a", "b", "estimate", "lo", "hi"} <= set(gaps.columns):
+        raise ValueError("gap_chart takes the table of crosscultural.gap_intervals (what, a, b, estimate, lo, hi)")
     gap = gaps[gaps["what"] == "gap"]
     narrow = gaps[gaps["what"] == "narrowing"]
     if axes is None:
