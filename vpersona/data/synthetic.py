@@ -29,18 +29,18 @@ import argparse
 import gzip
 import hashlib
 import itertools
+from functools import cache
 import sys
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from vpersona.core.seeds import rng as seeded_rng
 from vpersona.data.catalog import Catalog, Item, load_catalog
-from vpersona.core.package_data import package_table
+from vpersona.core.package_data import package_table, resource_yaml
 from vpersona.data.wvs import INDEX_COMPONENTS, autonomy_index, postmaterialism_index
 
 # The countries of the bundled sample: every IW cultural zone of vpersona/resources/countries.csv.
@@ -144,12 +144,8 @@ def _on_axis(item: Item) -> bool:
     return item.scale in ("ordinal", "binary") or item.code in NOMINAL_AXES
 
 
-_LOADINGS: dict[int, tuple[Catalog, pd.DataFrame]] = {}
-
-
+@cache
 def _loadings_cached(catalog: Catalog) -> pd.DataFrame:
-    if id(catalog) in _LOADINGS:
-        return _LOADINGS[id(catalog)][1]
     positions = package_table("iw_map_positions.csv").set_index("iso3")
     marginals = _marginals_table()
     rows = []
@@ -185,7 +181,6 @@ def _loadings_cached(catalog: Catalog) -> pd.DataFrame:
             rows.append((item.code, axis, *r, *beta, *(SHRINK * beta), len(x)))
     table = pd.DataFrame(rows, columns=["item", "axis", "r_trad", "r_surv", "beta_trad", "beta_surv",
                                         "load_trad", "load_surv", "n_countries"]).set_index("item")
-    _LOADINGS[id(catalog)] = (catalog, table)  # the catalog is kept so its id is not reused
     return table
 
 
@@ -203,14 +198,9 @@ def item_loadings(catalog: Catalog | None = None) -> pd.DataFrame:
     return _loadings_cached(catalog if catalog is not None else load_catalog()).copy()
 
 
-_CONTENT: dict[int, tuple[Catalog, pd.DataFrame]] = {}
-
-
+@cache
 def _content_cached(catalog: Catalog) -> pd.DataFrame:
-    if id(catalog) in _CONTENT:
-        return _CONTENT[id(catalog)][1]
-    spec = yaml.safe_load(resources.files("vpersona").joinpath(f"resources/{CONTENT_FACTORS_FILE}")
-                          .read_text(encoding="utf-8"))
+    spec = resource_yaml(CONTENT_FACTORS_FILE)
     iw = _loadings_cached(catalog)
     loads: dict[tuple[str, str], float] = {}
     for factor, body in spec["factors"].items():
@@ -239,7 +229,6 @@ def _content_cached(catalog: Catalog) -> pd.DataFrame:
         bad = table.index[communality >= MAX_COMMUNALITY].tolist()
         raise ValueError(f"{CONTENT_FACTORS_FILE}: the squared loadings of {bad} sum to "
                          f">= {MAX_COMMUNALITY} with their IW loadings; expected less (unique variance)")
-    _CONTENT[id(catalog)] = (catalog, table)
     return table
 
 
@@ -416,7 +405,7 @@ class _Country:
         self.all_factors = np.hstack([self.factors, content])
 
     def rng(self, key: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, _code_number(self.iso3), _code_number(key)])
+        return seeded_rng(self.seed, _code_number(self.iso3), _code_number(key))
 
     def loading_vector(self, code: str) -> np.ndarray:
         """Loadings of ``code`` on (F1, F2, content factors...), the columns of ``all_factors``."""
