@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
+from vpersona.core.seeds import derive_seed, rng
+
 UNITS = ("items", "countries", "both", "cells")
 _COLUMN = {"items": "item", "countries": "country"}
 
@@ -53,7 +55,7 @@ def _one_way(S: np.ndarray, n: np.ndarray, n_boot: int, level: float, seed, meth
         nan = np.full(S.shape[:-1], np.nan)
         return nan, nan
     res = bootstrap((S, n), _ratio, n_resamples=n_boot, paired=True, vectorized=True, axis=-1,
-                    confidence_level=level, method=method, rng=np.random.default_rng(seed))
+                    confidence_level=level, method=method, rng=rng(seed))
     return res.confidence_interval.low, res.confidence_interval.high
 
 
@@ -67,9 +69,9 @@ def _two_way(V: np.ndarray, M: np.ndarray, n_boot: int, level: float, seed):
     if n_i < 2 or n_c < 2:
         nan = np.full(V.shape[0], np.nan)
         return nan, nan
-    rng = np.random.default_rng(seed)
-    A = _counts(rng, n_i, n_boot)  # (boot, items)
-    B = _counts(rng, n_c, n_boot)  # (boot, countries)
+    gen = rng(seed)
+    A = _counts(gen, n_i, n_boot)  # (boot, items)
+    B = _counts(gen, n_c, n_boot)  # (boot, countries)
     num = np.einsum("bi,mic,bc->mb", A, V, B)
     den = np.einsum("bi,mic,bc->mb", A, M, B)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -79,8 +81,8 @@ def _two_way(V: np.ndarray, M: np.ndarray, n_boot: int, level: float, seed):
     return q[0], q[1]
 
 
-def _counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
-    idx = rng.integers(0, n, size=(n_boot, n))
+def _counts(gen: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    idx = gen.integers(0, n, size=(n_boot, n))
     return np.stack([np.bincount(row, minlength=n) for row in idx]).astype(float)
 
 
@@ -131,13 +133,13 @@ def mean_interval(cells: pd.DataFrame, columns, *, unit: str = "items", n_boot: 
     return pd.DataFrame({"mean": mean, "lo": lo, "hi": hi}, index=pd.Index(columns, name="column"))
 
 
-def simulated_cells(rng: np.random.Generator, n_items: int, n_countries: int, *, mean: float = 0.0,
+def simulated_cells(gen: np.random.Generator, n_items: int, n_countries: int, *, mean: float = 0.0,
                     item_sd: float = 1.0, country_sd: float = 0.0, cell_sd: float = 1.0) -> pd.DataFrame:
     """A crossed table ``value = mean + item effect + country effect + cell noise`` (normal effects),
     whose population mean is ``mean``: the known truth of the coverage check."""
-    a = rng.normal(0, item_sd, n_items)[:, None]
-    b = rng.normal(0, country_sd, n_countries)[None, :]
-    v = mean + a + b + rng.normal(0, cell_sd, (n_items, n_countries))
+    a = gen.normal(0, item_sd, n_items)[:, None]
+    b = gen.normal(0, country_sd, n_countries)[None, :]
+    v = mean + a + b + gen.normal(0, cell_sd, (n_items, n_countries))
     items, countries = np.meshgrid(np.arange(n_items), np.arange(n_countries), indexing="ij")
     return pd.DataFrame({"item": items.ravel(), "country": countries.ravel(), "value": v.ravel()})
 
@@ -146,11 +148,11 @@ def coverage(n_datasets: int, unit: str, *, seed: int = 0, n_boot: int = 1000, l
              **design) -> float:
     """Share of ``n_datasets`` simulated tables (:func:`simulated_cells`, keyword ``design``) whose
     ``unit`` interval covers the true mean."""
-    rng = np.random.default_rng(seed)
+    gen = rng(seed)
     mean = design.pop("mean", 0.0)
     hits = 0
     for k in range(n_datasets):
-        ci = mean_interval(simulated_cells(rng, mean=mean, **design), ["value"], unit=unit, n_boot=n_boot,
-                           level=level, seed=[seed, k]).loc["value"]
+        ci = mean_interval(simulated_cells(gen, mean=mean, **design), ["value"], unit=unit, n_boot=n_boot,
+                           level=level, seed=derive_seed(seed, k)).loc["value"]
         hits += ci["lo"] <= mean <= ci["hi"]
     return hits / n_datasets

@@ -31,6 +31,7 @@ from vpersona.core.distributions import entropy, mean_answer, to_matrix
 from vpersona.data.catalog import ordered_mask
 from vpersona.data.countries import zones  # noqa: F401  (re-exported: the grouping rule reads it)
 from vpersona.core.package_data import package_table
+from vpersona.core.seeds import rng
 from vpersona.evaluate.bootstrap import check_unit
 
 ALIGNED_ZONES = ("English-speaking", "Protestant Europe")
@@ -119,16 +120,16 @@ def _boot_gaps(V, M, under: np.ndarray, unit: str, n_boot: int, seed) -> np.ndar
     Hand-written: scipy.stats.bootstrap draws either one index shared by paired samples or an
     independent one per sample, not item and stratified country weights over a crossed table
     shared by several methods (which the paired change needs)."""
-    rng = np.random.default_rng(seed)
+    gen = rng(seed)
     n_m, n_i, n_c = V.shape
     A = np.ones((n_boot, n_i))
     if unit in ("items", "both"):
-        A = np.stack([np.bincount(r, minlength=n_i) for r in rng.integers(0, n_i, (n_boot, n_i))]).astype(float)
+        A = np.stack([np.bincount(r, minlength=n_i) for r in gen.integers(0, n_i, (n_boot, n_i))]).astype(float)
     B = np.ones((n_boot, n_c))
     if unit in ("countries", "both"):
         B = np.zeros((n_boot, n_c))
         for members in (np.flatnonzero(under), np.flatnonzero(~under)):  # resample within each group
-            draws = members[rng.integers(0, len(members), (n_boot, len(members)))]
+            draws = members[gen.integers(0, len(members), (n_boot, len(members)))]
             np.add.at(B, (np.arange(n_boot)[:, None], draws), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         cm = np.einsum("bi,mic->bmc", A, V) / np.einsum("bi,mic->bmc", A, M)  # country means

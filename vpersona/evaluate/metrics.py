@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vpersona.data.catalog import Catalog, load_catalog, ordered_mask
-from vpersona.core.distributions import KMAX, entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
+from vpersona.data.catalog import Catalog, ordered_mask
+from vpersona.core.distributions import entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
 from vpersona.evaluate.bootstrap import check_unit, mean_interval
 
 METRICS = ("jsd", "w1", "mean_error", "diversity_ratio", "entropy_ratio")

@@ -250,5 +250,13 @@ def example_distributions(long: pd.DataFrame, *, title: str, col_wrap: int = 3, 
     return fig
 
 
-def option_labels(K: int) -> list[str]:
-    return [str(k) for k in np.arange(1, K + 1)]
+def example_cells(tables, examples: pd.DataFrame) -> pd.DataFrame:
+    """Long table (method, country, item, option, p) of the ``examples`` cells from several
+    distribution tables, for :func:`example_distributions`; options past an item's K are left out."""
+    from vpersona.core.distributions import prob_columns
+    shown = pd.concat(list(tables), ignore_index=True).merge(examples, on=["country", "item"])
+    long = shown.melt(id_vars=["method", "country", "item", "K"], value_vars=prob_columns(),
+                      var_name="option", value_name="p")
+    long["option"] = long["option"].str[1:].astype(int)
+    return long[long["option"] <= long["K"]]
+

@@ -8,6 +8,9 @@ other way, "not shown" otherwise. Claims whose methods are absent from the run a
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
 from vpersona.evaluate.compare import paired_difference, verdict, with_diversity_gap
@@ -148,3 +151,10 @@ def build_summary(cells: pd.DataFrame, groups: pd.Series | None = None, *, run: 
 
 def _num(v):
     return None if pd.isna(v) else float(v)
+
+
+def write_summary(run_dir: str | Path, summary: dict) -> Path:
+    """Write ``summary.json`` into the run folder."""
+    out = Path(run_dir) / "summary.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    return out
