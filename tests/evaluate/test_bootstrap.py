@@ -55,3 +55,18 @@ def test_same_seed_same_interval_and_one_unit_gives_nan():
 def test_unknown_unit_is_a_one_line_error():
     with pytest.raises(ValueError, match="unknown bootstrap unit 'item'"):
         mean_interval(simulated_cells(np.random.default_rng(0), 3, 3), ["value"], unit="item")
+
+
+def test_one_way_matches_scipy_percentile_bootstrap():
+    from scipy.stats import bootstrap
+
+    cells = simulated_cells(np.random.default_rng(4), 15, 6, item_sd=1.0, cell_sd=0.5)
+    cells = cells[~((cells["item"] == 3) & (cells["country"] > 2))]  # unequal cluster sizes
+    ours = mean_interval(cells, ["value"], unit="items", n_boot=4000, seed=1).loc["value"]
+    sums = cells.groupby("item")["value"].agg(["sum", "size"])
+    ref = bootstrap((sums["sum"].to_numpy(), sums["size"].to_numpy(dtype=float)),
+                    lambda s, n, axis=-1: s.sum(axis=axis) / n.sum(axis=axis), paired=True, vectorized=True,
+                    n_resamples=4000, method="percentile", rng=np.random.default_rng(1)).confidence_interval
+    assert ours["mean"] == pytest.approx(cells["value"].mean())
+    width = ref.high - ref.low
+    assert ours["lo"] == pytest.approx(ref.low, abs=0.05 * width) and ours["hi"] == pytest.approx(ref.high, abs=0.05 * width)
