@@ -9,6 +9,16 @@ bias, about (n-1)/n of the variance); when countries vary too only the two-way o
 Usage::
 
     .venv/bin/python benchmarks/bench_coverage.py [--datasets 1000] [--boot 1000]
+
+Output (2026-12-01, default arguments; seconds on a shared 2-core machine)::
+
+    coverage of nominal 95% intervals, 1000 simulated datasets, 1000 resamples each
+    demo-like: 12 items x 8 countries, item sd 1, cell sd 1
+        cells 0.620  items 0.897  countries 0.440  both 0.940   (73 s)
+    30 items x 8 countries, item sd 1, cell sd 1
+        cells 0.620  items 0.927  countries 0.414  both 0.957   (36 s)
+    20 items x 20 countries, item sd 1, country sd 1.5, cell sd 0.5
+        cells 0.336  items 0.695  countries 0.857  both 0.927   (60 s)
 """
 import argparse
 import time
