@@ -6,7 +6,10 @@ persona-major order) and returns one row per pair (x replicate) with the answer 
 catalog option order (``p1..p10``, see ``vpersona.core.distributions``), ``covered_mass``, counts and
 flags.
 
-How it spends calls: each pair becomes a prompt and a query; identical queries (same messages,
+How it spends calls: each pair becomes one prompt per option ordering (``order``, see
+:mod:`vpersona.llm.orderings`: 1 for fixed/reversed/random, 2 for pair, K for cyclic; the row's
+answer is their mean in catalog order) plus, with contextual calibration, one content-free
+prompt per persona kind and K (:mod:`vpersona.llm.contextual`); identical queries (same messages,
 parameters and replicate, e.g. the `none` persona in every country) share one cache key and one
 call; keys already in the cache cost nothing; the rest go to the backend in persona-major order
 with at most ``concurrency`` in flight, each reply committed to the cache as it arrives. The table
@@ -67,7 +70,10 @@ class GridPlan:
 @dataclass
 class RunStats:
     """What a grid run cost. ``calls``: queries sent to the backend; ``cache_hits``: distinct
-    queries answered from the cache; ``deduplicated``: rows that shared a query with another row."""
+    queries answered from the cache; ``deduplicated``: row orderings that shared a query with
+    another; ``prompts_per_row``: orderings per row; ``calibration_queries``: content-free
+    queries; ``low_mass_*``: replies below the estimator's ``min_mass`` (``low_mass_replies``),
+    rows with one (``low_mass_rows``), rows left with no answer under ``LOW_MASS: drop``."""
 
     rows: int = 0
     unique_queries: int = 0
@@ -162,9 +168,12 @@ def plan_requests(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catal
                     prompt = prompts[pkey] = render(text, item, estimator=estimator, option_index=perm)
                 ids.append(request(prompt, r))
             row_requests.append(tuple(ids))
-            row_prior.append(request(content_free_prompt(text, item.n_options, estimator=estimator), 0)
-                             if contextual else -1)
+            row_prior.append((bool(text.strip()), item.n_options) if contextual else None)
             rows.append({**{c: rec[c] for c in pair_cols}, "replicate": r})
+    # content-free prompts last, so they do not interrupt a persona's run of shared-prefix prompts
+    prior_index = {key: request(content_free_prompt("x" if key[0] else "", key[1], estimator=estimator), 0)
+                   for key in dict.fromkeys(k for k in row_prior if k is not None)}
+    row_prior = [-1 if k is None else prior_index[k] for k in row_prior]
     return GridPlan(requests=requests, rows=pd.DataFrame(rows, columns=pair_cols + ["replicate"]),
                     row_requests=row_requests, row_prior=np.array(row_prior, dtype=np.int64), estimator=est,
                     low_mass=low_mass)

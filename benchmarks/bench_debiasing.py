@@ -1,0 +1,135 @@
+"""Order debiasing x contextual calibration x persona kind on the bundled SYNTHETIC sample.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_debiasing.py [--cache /tmp/vpersona_bench_debias]
+
+SmolLM2-135M through the embedded engine (n_threads=1), logprobs estimator, MIN_MASS 0.05,
+LOW_MASS weight; 4 countries x 6 target items x 3 sampled respondents per country (persona
+kinds none, country, value). Answers are cached in ``<cache>/answers.sqlite`` and the time of
+each distinct prompt (measured once, when first asked) in ``<cache>/timings.json``, so a rerun
+is free and prints the same table. Columns:
+
+- ``jsd`` [lo, hi]: mean JSD vs the human target distributions, per item averaged over
+  countries, with a 95% percentile bootstrap interval over the items;
+- ``r`` / ``r_within``: Spearman rho of each persona's expected answer vs its respondents' real
+  answers, mean over ordered items, pooled over countries / within countries
+  (:mod:`vpersona.evaluate.fidelity`; undefined for kinds whose personas all answer alike);
+- ``prompts``: distinct queries a cold run of that cell asks (content-free ones included);
+  ``seconds``: their summed measured time (one shared core, load from other users included).
+
+Result (2026-12-01, this machine: 2 shared cores, load ~3; SYNTHETIC respondents):
+
+RESULT_TABLE
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vpersona import load_catalog
+from vpersona.calibrate.aggregate import aggregate
+from vpersona.calibrate.mixing import respondent_truth
+from vpersona.data.targets import human_distributions
+from vpersona.data.wvs import load_bundled_sample
+from vpersona.evaluate import metrics, references
+from vpersona.evaluate.fidelity import persona_fidelity, regression_fidelity
+from vpersona.llm.cache import AnswerCache
+from vpersona.llm.grid import plan_requests, run_grid
+from vpersona.personas.build import build_personas
+
+COUNTRIES = ["DEU", "NGA", "JPN", "BRA"]
+ITEMS = ["Q6", "Q27", "Q33", "Q58", "Q150", "Q171"]  # K = 4, 4, 5, 4, 2, 7
+KINDS = ["none", "country", "value"]
+ORDERS = ["fixed", "reversed", "pair", "cyclic"]
+SEED = 2026
+
+
+class TimedBackend:
+    """Passes queries to the embedded engine and records each distinct query's seconds."""
+
+    def __init__(self, inner, timings: dict):
+        self.inner, self.timings, self.kind = inner, timings, inner.kind
+
+    def identity(self):
+        return self.inner.identity()
+
+    async def acomplete(self, query):
+        t0 = time.perf_counter()
+        reply = await self.inner.acomplete(query)
+        self.timings[json.dumps([query.message_dicts, query.param_dict], sort_keys=True)] = time.perf_counter() - t0
+        return reply
+
+
+def item_bootstrap(cells: pd.DataFrame, method: str) -> dict:
+    per_item = cells.groupby("item", sort=True)["jsd"].mean().reset_index().assign(method=method)
+    s = metrics.summarise(per_item, by=["method"], metrics=["jsd"], n_boot=2000, seed=SEED).iloc[0]
+    return {"jsd": s["jsd"], "jsd_lo": s["jsd_lo"], "jsd_hi": s["jsd_hi"]}
+
+
+def fidelity_overall(table: pd.DataFrame) -> tuple[float, float]:
+    row = table[table["item"] == "overall"]
+    return (float(row["r"].iloc[0]), float(row["r_within"].iloc[0])) if len(row) else (np.nan, np.nan)
+
+
+def main(argv=None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", default="/tmp/vpersona_bench_debias")
+    args = ap.parse_args(argv)
+    folder = Path(args.cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    timing_file = folder / "timings.json"
+    timings = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+
+    catalog = load_catalog()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        survey = load_bundled_sample(COUNTRIES)
+    human = human_distributions(survey, ITEMS)
+    plan = build_personas(survey, COUNTRIES, 3, SEED, KINDS, ITEMS)
+    truth = respondent_truth(plan.pairs, plan.personas, plan.leakage, survey)
+
+    from vpersona.llm.backends.embedded import EmbeddedBackend
+    backend = TimedBackend(EmbeddedBackend(n_threads=1, seed=SEED), timings)
+    identity = backend.identity()
+    rows = []
+    with AnswerCache(folder / "answers.sqlite") as cache:
+        for order in ORDERS:
+            for contextual in (False, True):
+                for kind in KINDS:
+                    pairs = plan.pairs[plan.pairs["kind"] == kind].reset_index(drop=True)
+                    answers = run_grid(pairs, plan.personas, catalog=catalog, backend=backend, cache=cache,
+                                       order=order, seed=SEED, contextual=contextual, concurrency=1, progress=False)
+                    timing_file.write_text(json.dumps(timings))
+                    keys = plan_requests(pairs, plan.personas, catalog=catalog, backend_identity=identity,
+                                         order=order, seed=SEED, contextual=contextual).requests
+                    seconds = sum(timings.get(json.dumps([r.query.message_dicts, r.query.param_dict], sort_keys=True),
+                                              np.nan) for r in keys)
+                    cells = metrics.score(aggregate(answers).assign(method=kind), human)
+                    r, r_within = fidelity_overall(persona_fidelity(answers, truth, kinds=[kind]))
+                    stats = answers.attrs["run_stats"]
+                    rows.append({"method": kind, "order": order, "contextual": contextual,
+                                 **item_bootstrap(cells, kind), "r": r, "r_within": r_within,
+                                 "prompts": stats["unique_queries"], "seconds": seconds,
+                                 "low_mass_rows": stats["low_mass_rows"]})
+                    print(rows[-1], flush=True)
+    refs = pd.concat([references.uniform_reference(human),
+                      references.regression_reference(survey, ITEMS, folds="country", max_train_per_country=300)])
+    for method in ("uniform", "regression"):
+        cells = metrics.score(refs[refs["method"] == method], human)
+        r, r_within = fidelity_overall(regression_fidelity(survey, truth, folds="country", max_train_per_country=300)) \
+            if method == "regression" else (np.nan, np.nan)
+        rows.append({"method": method, "order": "", "contextual": "", **item_bootstrap(cells, method),
+                     "r": r, "r_within": r_within, "prompts": 0, "seconds": 0.0, "low_mass_rows": 0})
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return table
+
+
+if __name__ == "__main__":
+    main()
