@@ -29,7 +29,7 @@ from vpersona.data.catalog import Catalog, load_catalog, option_positions
 from vpersona.evaluate import references as refs
 
 PERSONA_KEYS = ["persona_id", "country", "kind", "item"]
-COLUMNS = ["method", "item", "n", "r", "r_within", "n_countries"]
+COLUMNS = ["method", "item", "ordered", "n", "r", "r_within", "n_countries"]
 
 
 def expected_answers(answers: pd.DataFrame) -> pd.DataFrame:
@@ -56,12 +56,12 @@ def _score(rows: pd.DataFrame, method: str, ordered: dict) -> pd.DataFrame:
         within = [_spearman(c["expected"].to_numpy(float), c["truth"].to_numpy(float))
                   for _, c in g.groupby("country", sort=True)]
         within = [w for w in within if not np.isnan(w)]
-        out.append({"method": method, "item": item, "n": len(g),
+        out.append({"method": method, "item": item, "ordered": bool(ordered[item]), "n": len(g),
                     "r": _spearman(g["expected"].to_numpy(float), g["truth"].to_numpy(float)),
                     "r_within": float(np.mean(within)) if within else float("nan"), "n_countries": len(within)})
     table = pd.DataFrame(out, columns=COLUMNS)
     o = table[table["item"].map(ordered)]
-    overall = {"method": method, "item": "overall", "n": int(o["n"].sum()), "r": o["r"].mean(),
+    overall = {"method": method, "item": "overall", "ordered": True, "n": int(o["n"].sum()), "r": o["r"].mean(),
                "r_within": o["r_within"].mean(), "n_countries": int(o["n_countries"].max()) if len(o) else 0}
     return pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
 
@@ -82,7 +82,8 @@ def persona_fidelity(answers: pd.DataFrame, truth: pd.DataFrame, *, kinds=None,
 
     ``answers``: the grid's answer table; ``truth``: :func:`vpersona.calibrate.mixing.respondent_truth`.
     ``kinds``: persona kinds to score (default: every kind whose name starts with ``value``).
-    Returns ``method`` (the kind), ``item`` (+ ``overall``), ``n`` (respondent rows), ``r``,
+    Returns ``method`` (the kind), ``item`` (+ ``overall``), ``ordered`` (False for nominal items,
+    whose rho depends on an arbitrary option order), ``n`` (respondent rows), ``r``,
     ``r_within``, ``n_countries`` (with a defined within-country rho).
     """
     catalog = catalog or load_catalog()
