@@ -16,7 +16,9 @@ is free and prints the same table. Columns:
 - ``prompts``: distinct queries a cold run of that cell asks (content-free ones included);
   ``seconds``: their summed measured time (one shared core, load from other users included).
 
-Result (2026-12-01, this machine: 2 shared cores, load ~3; SYNTHETIC respondents):
+Result (2026-12-01, this machine: 2 cores shared with other jobs, load average 11-13; SYNTHETIC
+respondents; seconds also depend on the order cells ran in, since the engine reuses a persona's
+already evaluated prefix: `fixed` paid for the value personas' long system messages first):
 
         method    order contextual   jsd  jsd_lo  jsd_hi      r  r_within  prompts  seconds  low_mass_rows
           none    fixed      False 0.499   0.391   0.615    NaN       NaN        6    8.287              0
