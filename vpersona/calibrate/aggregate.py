@@ -8,7 +8,7 @@ distribution is missing (NaN in p1..pK, e.g. a refusal or an unparseable answer,
 1. Replicates of the same persona and item are averaged (valid replicates only).
 2. The cell's distribution (country, item, kind) is the multiplicity-weighted mean of its
    personas' distributions: identical persona texts were queried once and stand for
-   ``multiplicity`` sampled respondents (METHOD §2.4, §2.7).
+   ``multiplicity`` sampled respondents (docs/method.md, section 3).
 
 When the table has the grid's ``answer_weight`` column (< 1 for replies below the estimator's
 ``min_mass`` under ``LOW_MASS: weight``, 0 for dropped ones), replicates are averaged with that

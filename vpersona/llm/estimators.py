@@ -1,4 +1,4 @@
-"""Turn a model's reply into one persona's answer distribution (METHOD.md §2.6).
+"""Turn a model's reply into one persona's answer distribution (docs/method.md, section 2).
 
 Three estimators, each with ``make_query(prompt, **params) -> Query`` and
 ``parse(reply, prompt) -> Answer``:

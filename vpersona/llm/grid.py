@@ -1,4 +1,4 @@
-"""Ask every persona its questions: the grid runner (METHOD.md §2.6, §7).
+"""Ask every persona its questions: the grid runner (docs/method.md, section 2).
 
 ``run_grid`` takes the persona plan (``personas``: persona_id, country, kind, text, multiplicity,
 ...; ``pairs``: persona_id, country, kind, item, multiplicity, one row per persona x question, in

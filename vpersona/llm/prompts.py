@@ -1,4 +1,4 @@
-"""Render the chat prompt that asks one persona one catalog question (METHOD.md §2.6).
+"""Render the chat prompt that asks one persona one catalog question (docs/method.md, section 2).
 
 System message = persona text (none for an empty persona); user message = the question, its
 options each behind a single-token label (A, B, C, ...), and the instruction to answer with the
