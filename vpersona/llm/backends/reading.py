@@ -3,7 +3,8 @@
 Everything comes from the message text, as a model would see it; nothing from hidden ids:
 
 - the **question** is the user message up to its first blank line, matched to the catalog item
-  whose text it is; the **options** are the lines ``<label>. <text>``, each matched to the catalog
+  whose text it is (a question whose options all repeat its text, e.g. the ``N/A`` prompt of
+  contextual calibration, has no content); the **options** are the lines ``<label>. <text>``, each matched to the catalog
   option it shows (so any presented order -- fixed, reversed, random -- is read correctly);
 - the **persona** (system message) is scanned for the value descriptor sentences of
   ``vpersona/resources/descriptors.yaml`` (each gives the item and the band of answer codes it
@@ -30,11 +31,11 @@ COUNTRY_SENTENCE = re.compile(r"You live in ([^.]+)\.")
 
 @dataclass(frozen=True)
 class Question:
-    """A read user message: the catalog ``item``, the presented ``labels`` and, for each presented
-    position, the catalog option index it shows (``option_index``); ``verbalized`` when the
-    message asks for a JSON object of probabilities."""
+    """A read user message: the catalog ``item`` (None for a content-free prompt), the presented
+    ``labels`` and, for each presented position, the catalog option index it shows
+    (``option_index``); ``verbalized`` when the message asks for a JSON object of probabilities."""
 
-    item: str
+    item: str | None
     labels: tuple[str, ...]
     option_index: tuple[int, ...]
     verbalized: bool
@@ -88,8 +89,7 @@ class Reader:
         text = user.split("\n\n", 1)[0].strip()
         item = self.item_of_text.get(text)
         if item is None:
-            raise ValueError(f"the simulated backend answers only catalog questions; it cannot read "
-                             f"{text[:80]!r}")
+            return self._content_free(text, user)
         index_of = self.option_texts(item)
         labels, index = [], []
         for line in user.splitlines():
@@ -101,6 +101,14 @@ class Reader:
             raise ValueError(f"the simulated backend could not read the options of {item} in the prompt")
         verbalized = bool(self.verbalized_marker) and self.verbalized_marker in user
         return Question(item, tuple(labels), tuple(index), verbalized)
+
+    def _content_free(self, text: str, user: str) -> Question:
+        """A question whose text and options all say the same thing (contextual calibration's
+        ``N/A`` prompt) has no content: item None. Any other unknown question is an error."""
+        lines = [m for line in user.splitlines() if (m := OPTION_LINE.match(line.strip()))]
+        if lines and all(m.group(2) == text for m in lines):
+            return Question(None, tuple(m.group(1) for m in lines), tuple(range(len(lines))), False)
+        raise ValueError(f"the simulated backend answers only catalog questions; it cannot read {text[:80]!r}")
 
     @lru_cache(maxsize=100_000)
     def persona(self, text: str) -> PersonaReading:

@@ -18,8 +18,10 @@ model of what goes right and wrong with real LLMs, set by knobs (``SIMULATED`` p
     for personas naming a country ("You live in ..."), how much of that country's real WVS-7
     marginal (``vpersona/resources/wvs7_marginals.csv.gz``) the answer reflects.
 ``western_pull`` w (0..1)
-    pull of every answer toward one Western-like prior: the mean marginal of the English-speaking
-    and Protestant Europe countries (the default "aligned" zones).
+    pull of the model's default answer (what it says when the persona tells it nothing) toward
+    one Western-like prior W: the mean marginal of the English-speaking and Protestant Europe
+    countries (the default "aligned" zones). The pull sits in the fallback prior, so what a
+    persona states (its country, its values) can correct it -- the mechanism the paper claims.
 ``compression`` c (0..<1)
     variance compression: the distribution is raised to the power 1/(1-c) (a temperature 1-c < 1).
 ``position_bias`` b
@@ -29,9 +31,11 @@ model of what goes right and wrong with real LLMs, set by knobs (``SIMULATED`` p
     idiosyncrasy: Gaussian logit noise of s.d. s, fixed per (persona text, question, seed), so the
     same prompt always gets the same answer and distinct personas differ.
 
-Per prompt, in catalog order: prior g = mean marginal over all countries; with a country named,
-p = (1-k) g + k c; with value sentences, p = (1-f) p + f r; then p = (1-w) p + w W; then
+Per prompt, in catalog order: prior p = (1-w) g + w W, g the mean marginal over all countries;
+with a country named, p = (1-k) p + k c; with value sentences, p = (1-f) p + f r; then
 compression; then logits log p + noise (catalog order) + position bias (presented order) -> q.
+A content-free prompt (contextual calibration's ``N/A`` question) gets uniform logits + position
+bias, so the label prior it measures is exactly the planted bias.
 The reply has the shape of a real one: ``top_logprobs`` over the labels (logprobs estimator), ``n``
 labels sampled from q at the query's temperature with the query's seed (sample), or a JSON
 object of q (verbalized). Token usage is estimated from characters like the cost planner does.
@@ -192,20 +196,22 @@ class SimulatedBackend:
         kn, w = self.knobs, self.world
         g, west, by_country = w.priors(item)
         read = w.reader.persona(persona)
-        p = g
+        p = (1 - kn["western_pull"]) * g + kn["western_pull"] * west
         if read.country is not None and read.country in by_country:
             p = (1 - kn["country"]) * p + kn["country"] * by_country[read.country]
         if read.values:
             p = (1 - kn["fidelity"]) * p + kn["fidelity"] * w.true_answer(item, read.value_dict)
-        p = (1 - kn["western_pull"]) * p + kn["western_pull"] * west
         p = np.maximum(p, FLOOR) ** (1.0 / (1.0 - kn["compression"]))
         return p / p.sum()
 
     def presented(self, persona: str, user: str):
         """(labels, probabilities, the read question) in presented order for one prompt."""
         q = self.world.reader.question(user)
-        logits = np.log(self.distribution(persona, q.item))
-        if self.knobs["noise"]:
+        if q.item is None:  # content-free prompt: no preference but the label positions'
+            logits = np.zeros(len(q.labels))
+        else:
+            logits = np.log(self.distribution(persona, q.item))
+        if self.knobs["noise"] and q.item is not None:
             logits = logits + self.knobs["noise"] * _rng("noise", self.seed, persona, q.item).standard_normal(len(logits))
         K = len(q.labels)
         logits = logits[list(q.option_index)] + self.knobs["position_bias"] * (1 - 2 * np.arange(K) / max(K - 1, 1))
