@@ -9,8 +9,8 @@ model of what goes right and wrong with real LLMs, set by knobs (``SIMULATED`` p
     is the answer distribution implied by the value sentences the persona states: a multinomial
     logistic regression of the target on the value items (each coded by the mean code of the band
     its sentence describes, an unstated item imputed at its mean), fitted once per target on the
-    bundled SYNTHETIC sample (400 respondents per country, all countries pooled, weighted, no country feature). Soft by
-    construction: f = 1 gives that conditional distribution, not a single answer. Chosen over
+    bundled SYNTHETIC sample (400 respondents per country, pooled, weighted, no country feature).
+    Soft by construction: f = 1 gives that conditional distribution, not a single answer. Chosen over
     identifying the respondent from the text because many respondents share a text, and because
     it degrades gracefully when leakage control removes a sentence (that item then carries
     nothing). Only personas with value sentences have a true answer.
@@ -39,6 +39,11 @@ bias, so the label prior it measures is exactly the planted bias.
 The reply has the shape of a real one: ``top_logprobs`` over the labels (logprobs estimator), ``n``
 labels sampled from q at the query's temperature with the query's seed (sample), or a JSON
 object of q (verbalized). Token usage is estimated from characters like the cost planner does.
+
+Known confound it exposes (``noise`` > 0): N distinct value texts average their idiosyncrasies
+away, while the one country text of a country keeps its own, so value personas beat country
+personas even at fidelity 0. Compare kinds with equally many distinct texts (e.g. value+country
+vs demographic) to test what the values themselves add.
 """
 from __future__ import annotations
 
