@@ -1,5 +1,6 @@
 """Figures that stand alone: titled, labelled, saved as PNG named after their notebook, with a
-SYNTHETIC footer when the respondent data is the bundled synthetic sample."""
+SYNTHETIC footer when the respondent data is the bundled synthetic sample and a SIMULATED footer
+when the answers come from the simulated backend."""
 from __future__ import annotations
 
 import textwrap
@@ -12,6 +13,8 @@ import seaborn as sns
 
 SYNTHETIC_FOOTER = ("SYNTHETIC respondent data (vpersona's bundled sample): value profiles and their link to "
                     "answers are simulated; human targets are real WVS-7 marginals.")
+SIMULATED_FOOTER = ("SIMULATED answers (vpersona's simulated backend, BACKEND simulated): a stand-in with known "
+                    "knobs, not an LLM; these are not LLM results.")
 REFERENCE_METHODS = ("uniform", "global", "regression", "regression-all")
 
 
@@ -21,10 +24,12 @@ def setup() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "savefig.bbox": "tight"})
 
 
-def save_fig(fig, run_dir: str | Path, name: str, *, synthetic: bool, note: str | None = None) -> Path:
-    """Save ``fig`` to ``<run_dir>/figures/<name>.png`` with a provenance footer, close it, and show
-    the saved file when running in a notebook."""
-    footer = " ".join(x for x in (SYNTHETIC_FOOTER if synthetic else None, note) if x)
+def save_fig(fig, run_dir: str | Path, name: str, *, synthetic: bool, simulated: bool = False,
+             note: str | None = None) -> Path:
+    """Save ``fig`` to ``<run_dir>/figures/<name>.png`` with a provenance footer (SYNTHETIC data,
+    SIMULATED answers), close it, and show the saved file when running in a notebook."""
+    footer = " ".join(x for x in (SIMULATED_FOOTER if simulated else None,
+                                  SYNTHETIC_FOOTER if synthetic else None, note) if x)
     if footer:
         fig.tight_layout()
         fig.text(0.01, -0.03, footer, ha="left", va="top", fontsize=8, color="dimgray", wrap=True)
