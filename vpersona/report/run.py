@@ -104,8 +104,9 @@ def _execute(path: Path, run_dir: Path, params: dict, progress: bool) -> None:
 def describe_cache(cache_path, run_dir: Path) -> str:
     """Which answer cache the run uses and how many answers it already holds (opened read-only
     in effect: a file that does not exist yet is not created here)."""
-    from vpersona.llm.cache import AnswerCache, CacheError, resolve_cache_path
-    path = resolve_cache_path(cache_path, run_dir)
+    from vpersona.llm.cache import AnswerCache, CacheError
+    # the simulation notebook's rule: "auto" is llm_cache.sqlite beside the run folders
+    path = run_dir.parent / "llm_cache.sqlite" if cache_path == "auto" else Path(cache_path)
     if not path.exists():
         return f"[vpersona] answer cache: {path} (new: no answers yet)"
     try:
@@ -113,7 +114,8 @@ def describe_cache(cache_path, run_dir: Path) -> str:
             n = cache.totals()["answers"]
     except CacheError as err:
         raise parameters.ConfigError(f"CACHE_PATH {path}: {err}") from None
-    return f"[vpersona] answer cache: {path} ({n} answers already; only new questions are asked)"
+    answers = "1 answer" if n == 1 else f"{n} answers"
+    return f"[vpersona] answer cache: {path} ({answers} already; only new questions are asked)"
 
 
 def _report_warnings(run_dir: Path, found: list[dict], log) -> None:
