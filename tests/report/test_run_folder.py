@@ -31,11 +31,15 @@ def tiny(tmp_path):
               f"warnings.warn({WARNING!r})\n"
               "(Path(RUN_DIR) / 'tables' / '01_t.csv').write_text(f'tag\\n{TAG}\\n')")
     _notebook(nbs / "02_second.ipynb", 'RUN_DIR = "x"\nFAIL = False',
-              "from pathlib import Path\nimport json\nrun = Path(RUN_DIR)\n"
+              "from pathlib import Path\nimport json, warnings\nrun = Path(RUN_DIR)\n"
               "if FAIL:\n    raise ValueError('boom')\n"
               "(run / 'tables' / '03_x.csv').write_text('a\\n1\\n')\n(run / 'tables' / '04_y.csv').write_text('b\\n2\\n')\n"
               "(run / 'figures' / '04_f.png').write_bytes(b'png')\n(run / 'data' / '02.json').write_text('{}')\n"
-              "(run / 'summary.json').write_text(json.dumps({'headline': ['ok']}))")
+              "(run / 'summary.json').write_text(json.dumps({'headline': ['ok']}))\n"
+              "from vpersona.report.notebook import RunFolder\n"
+              "folder = RunFolder(run)\nfolder.note('3 (persona, question) pairs dropped: question not asked in that country')\n"
+              "with folder.noting_warnings():\n    warnings.warn('items not asked (all -4) in: MAR/Q182')\n"
+              "warnings.warn('a warning the notebook shows itself')")
     return nbs, tmp_path / "outputs"
 
 
@@ -84,8 +88,11 @@ def test_data_warnings_reach_the_console_and_summary(tiny):
     nbs, out = tiny
     lines = []
     run_dir = _run(nbs, out, lines)
-    expected = f"01_first.ipynb: UserWarning: {WARNING}"
-    assert json.loads((run_dir / "summary.json").read_text())["warnings"] == [expected]
-    assert json.loads((run_dir / "data" / "warnings.json").read_text())["warnings"] == \
-        [{"notebook": "01_first.ipynb", "warning": f"UserWarning: {WARNING}"}]
-    assert lines[-2:] == ["[vpersona] 1 warning about the data:", f"  {expected}"]
+    expected = [f"01_first.ipynb: UserWarning: {WARNING}",
+                "02_second.ipynb: 3 (persona, question) pairs dropped: question not asked in that country",
+                "02_second.ipynb: items not asked (all -4) in: MAR/Q182",
+                "02_second.ipynb: UserWarning: a warning the notebook shows itself"]
+    assert json.loads((run_dir / "summary.json").read_text())["warnings"] == expected
+    recorded = json.loads((run_dir / "data" / "warnings.json").read_text())["warnings"]
+    assert [f"{w['notebook']}: {w['warning']}" for w in recorded] == expected
+    assert lines[-5:] == ["[vpersona] 4 warnings about the data:", *(f"  {x}" for x in expected)]

@@ -86,8 +86,7 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
                 raise RunFailed(f"{path.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                                 f"the executed notebook with the traceback is {run_dir / path.name}") from None
             finally:
-                found += [{"notebook": path.name, "warning": w}
-                          for w in run_folder.notebook_warnings(run_dir / path.name)]
+                found = run_folder.collect_warnings(run_dir, path.name, found)
             status.set(path.name, "completed")
     finally:
         _report_warnings(run_dir, found, log)
@@ -120,8 +119,6 @@ def describe_cache(cache_path, run_dir: Path) -> str:
 
 
 def _report_warnings(run_dir: Path, found: list[dict], log) -> None:
-    (run_dir / "data").mkdir(parents=True, exist_ok=True)
-    (run_dir / "data" / "warnings.json").write_text(json.dumps({"warnings": found}, indent=2) + "\n")
     summary = run_dir / "summary.json"
     if summary.exists():
         record = json.loads(summary.read_text())

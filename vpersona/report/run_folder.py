@@ -8,9 +8,10 @@
   ``manifest.json``, ``run.json``), so new and old results are never mixed. An SQLite file (an
   answer cache, whatever its name) and its journal files are never removed, nor anything else
   that is not a run output.
-* :func:`notebook_warnings`: the warnings an executed notebook showed (``UserWarning`` lines on its
-  stderr, e.g. "no W_WEIGHT column ... unweighted shares", items not asked, pairs dropped), read
-  from the notebook file, so the notebooks need no extra call to report them.
+* :func:`collect_warnings`: after each notebook, the warnings about the data it recorded with
+  ``RunFolder.note`` (e.g. "no W_WEIGHT column ... unweighted shares", items not asked, pairs
+  dropped) plus any ``UserWarning`` it showed on stderr without noting it, each tagged with the
+  notebook, in ``data/warnings.json``.
 """
 from __future__ import annotations
 
@@ -98,4 +99,21 @@ def notebook_warnings(path: Path) -> list[str]:
                     text = f"{m['category']}: {m['message'].strip()}"
                     if text not in found:
                         found.append(text)
+    return found
+
+
+def collect_warnings(run_dir: Path, notebook: str, found: list[dict]) -> list[dict]:
+    """``found`` plus what ``notebook`` noted or showed; rewrites ``data/warnings.json`` with all."""
+    path = run_dir / "data" / "warnings.json"
+    noted = json.loads(path.read_text())["warnings"] if path.exists() else []
+    found = list(found)
+    new = [w["warning"] for w in noted if w.get("notebook") is None]
+    new += [w for w in notebook_warnings(run_dir / notebook)
+            if not any(w.endswith(n) or n in w for n in new)]  # a noted warning also shown
+    for text in new:
+        entry = {"notebook": notebook, "warning": text}
+        if entry not in found:
+            found.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"warnings": found}, indent=2) + "\n")
     return found
