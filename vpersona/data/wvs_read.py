@@ -24,6 +24,7 @@ ID_COLUMN = "D_INTERVIEW"
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".zip": "zip", ".sav": "sav", ".zsav": "sav", ".dta": "dta"}
 Q_COLUMN = re.compile(r"^Q\d+[A-Z]?$", re.IGNORECASE)
 _HEADER_SCAN_LINES = 30
+_QUOTED = re.compile(rb'"[^"]*"')
 # what each kind of file starts with, and the name it should have
 _KINDS = {"sav": ("an SPSS .sav file", ".sav"), "dta": ("a Stata .dta file", ".dta"),
           "zip": ("a zip archive", ".zip"), "gzip": ("a gzip file", ".csv.gz"),
@@ -153,7 +154,7 @@ class Header:
 
         Written by hand rather than with pandas (which pads a short row with blanks silently, and
         whose ``on_bad_lines`` hook needs the slow Python engine): a row without quotes is counted
-        by its separators, a quoted one through :mod:`csv`. About a second for the 97k-row release.
+        by its separators (quoted parts removed first). About a second per 100 MB of CSV.
         """
         n, sep = len(self.columns), self.sep.encode()
         opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -164,9 +165,12 @@ class Header:
                     last = raw
                     if line_no <= self.skiprows + 1 or not raw.strip():
                         continue
-                    got = raw.count(sep) + 1
-                    if b'"' in raw:  # separators inside quotes (or a quoted field over several lines)
-                        got = len(next(csv.reader([raw.decode("utf-8", "replace")], delimiter=self.sep), []))
+                    if b'"' in raw:  # separators inside quotes do not count
+                        bare = _QUOTED.sub(b"", raw)
+                        got = bare.count(sep) + 1 if b'"' not in bare else \
+                            len(next(csv.reader([raw.decode("utf-8", "replace")], delimiter=self.sep), []))
+                    else:
+                        got = raw.count(sep) + 1
                     if got != n:
                         break
                 else:
