@@ -71,7 +71,9 @@ def test_unknown_parameter_suggests_the_closest(tmp_path, capsys):
 def test_unknown_config_lists_the_configs(capsys):
     assert main(["run", "--config", "nonexistent"]) == 2
     err = capsys.readouterr().err
-    assert err == "[vpersona] config 'nonexistent' not found: expected a YAML path or one of demo, paper, smoke\n"
+    known = ", ".join(sorted(p.stem for p in config_dir().glob("*.yaml")))
+    assert err == f"[vpersona] config 'nonexistent' not found: expected a YAML path or one of {known}\n"
+    assert "demo, paper, smoke" in known
 
 
 def test_config_typo_gets_a_suggestion():

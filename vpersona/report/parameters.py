@@ -79,6 +79,17 @@ def _codes(all_word=None, choices=None, pattern=None, empty_ok=False):
     return rule
 
 
+def _mapping(v):
+    return None if isinstance(v, dict) and all(isinstance(k, str) for k in v) else "a mapping of knob: value"
+
+
+def _number(lo, hi):
+    def rule(v):
+        ok = isinstance(v, Real) and not isinstance(v, bool) and lo <= v <= hi
+        return None if ok else f"a number in [{lo}, {hi}]"
+    return rule
+
+
 def _int_list(v):
     ok = isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v)
     return None if ok else "a list of integers >= 1"
@@ -91,8 +102,9 @@ RULES = {
     "N_PERSONAS": _int(1), "PERSONA_KINDS": _codes(choices=KINDS),
     "VALUE_ITEMS": _codes("iw", pattern=r"[A-Z]\d+[A-Z]?"), "LEAKAGE": _choice("drop", "refuse"),
     "MISSING_VALUES": _choice("drop_sentence", "skip_respondent"), "DESCRIBE_DIMENSIONS": _bool,
-    "BACKEND": _choice("embedded", "openai"), "MODEL": _text(none_ok=True), "BASE_URL": _text(none_ok=True),
-    "ESTIMATOR": _choice("logprobs", "sample", "verbalized"), "ORDER": _choice("fixed", "reversed", "random"),
+    "BACKEND": _choice("embedded", "openai", "simulated"),
+    "SIMULATED": _mapping, "CONTEXTUAL": _bool, "MIN_MASS": _number(0, 1), "LOW_MASS": _choice("weight", "drop"), "MODEL": _text(none_ok=True), "BASE_URL": _text(none_ok=True),
+    "ESTIMATOR": _choice("logprobs", "sample", "verbalized"), "ORDER": _choice("fixed", "reversed", "pair", "cyclic", "random"),
     "REPLICATES": _int(1), "CONCURRENCY": _int(1), "REQUESTS_PER_MINUTE": _positive_or_none,
     "PRICE_TABLE": _text(none_ok=True), "CONFIRM_COST": _bool, "CACHE_PATH": _text(), "SEED": _int(0),
     "CALIBRATE": _codes("all", choices=KINDS, empty_ok=True),
@@ -102,7 +114,10 @@ RULES = {
     "HUMAN_N": _int_list, "N_DRAWS": _int(1), "REGRESSION": _bool,
     "REGRESSION_FOLDS": _choice("zone", "country"), "REGRESSION_MAX_TRAIN": _int(1, none_ok=True),
     "GROUP_RULE": _choice("zones", "iw_distance"), "METRIC": _choice("jsd", "w1", "mean_error"),
-    "HEADLINE_METHOD": _text(), "N_BOOT": _int(1),
+    "HEADLINE_METHOD": _text(), "N_BOOT": _int(1), "UNIT": _choice("items", "countries", "both"),
+    "GAP_UNIT": _choice("countries", "items", "both"),
+    "POWER_SIZES": _int_list, "POWER_N_SIM": _int(1), "POWER_COMPARE": _codes(choices=KINDS),
+    "POWER_NULL": _bool, "POWER_MODEL": _text(),
 }
 SET_BY_RUN = ("RUN_DIR",)
 
