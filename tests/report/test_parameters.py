@@ -119,3 +119,18 @@ def test_relative_paths_are_resolved_against_the_callers_directory(tmp_path, mon
     assert params["CACHE_PATH"] == str(here / "my" / "cache.sqlite")
     with pytest.raises(ConfigError, match=r"^parameter DATA = 'nope\.csv': no such file .*where-i-typed/nope\.csv"):
         load_config("smoke", {"DATA": "nope.csv"})
+
+
+def test_models_missing_from_the_price_table_are_refused_before_notebook_01(tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  gpt-test: {input: 0.5, output: 1.0}\n")
+    config = load_config("smoke", {"BACKEND": "openai", "MODEL": "gpt-test", "PRICE_TABLE": str(prices),
+                                   "COUNTRIES": "[XYZ]"})
+    # POWER_MODEL is not set: the power notebook's default (gpt-4o-mini) is checked too
+    with pytest.raises(ConfigError, match=r"^POWER_MODEL 'gpt-4o-mini' not in the price table .*it has gpt-test"):
+        run(config, "p", output_dir=tmp_path, progress=False, log=lambda *_: None)
+    config["parameters"]["POWER_MODEL"] = "gpt-test"
+    config["parameters"]["MODEL"] = "other-model"
+    with pytest.raises(ConfigError, match=r"^MODEL 'other-model' not in the price table"):
+        run(config, "p", output_dir=tmp_path, progress=False, log=lambda *_: None)
+    assert not (tmp_path / "p").exists()

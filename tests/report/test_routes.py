@@ -94,7 +94,8 @@ def _official_layout_file(tmp_path):
 
 
 TINY = {"MODEL": "smollm2-135m", "N_PERSONAS": "2", "PERSONA_KINDS": "[none, value]",
-        "TARGET_ITEMS": "[Q6, Q29, Q150]", "N_BOOT": "50", "N_DRAWS": "5", "CONCURRENCY": "2"}
+        "TARGET_ITEMS": "[Q6, Q29, Q150]", "N_BOOT": "50", "N_DRAWS": "5", "CONCURRENCY": "2",
+        "POWER_MODEL": "smollm2-135m", "POWER_SIZES": "[2]", "POWER_N_SIM": "2"}
 
 
 @pytest.mark.full

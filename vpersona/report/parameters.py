@@ -146,6 +146,25 @@ def check_values(params: dict) -> None:
         raise ConfigError("bad parameter value" + ("s" if len(problems) > 1 else "") + ": " + "; ".join(problems))
 
 
+def check_prices(params: dict) -> None:
+    """With a ``PRICE_TABLE``, the models priced by the notebooks must be in it (else notebook 02
+    or 05 fails after the paid part). ``params``: the parameters with the notebooks' defaults."""
+    if not isinstance(params.get("PRICE_TABLE"), str):
+        return
+    from vpersona.llm.cost import load_prices
+    try:
+        prices = load_prices(params["PRICE_TABLE"])
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"PRICE_TABLE: {err}") from None
+    priced = [k for k in ("MODEL", "POWER_MODEL") if isinstance(params.get(k), str)
+              and (k != "MODEL" or params.get("BACKEND") == "openai")]
+    missing = [f"{k} {params[k]!r}" for k in priced if prices.lookup(params[k]) is None]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} not in the price table {params['PRICE_TABLE']} "
+                          f"(it has {', '.join(sorted(prices.prices))}): add the model there or pass "
+                          f"-p {missing[0].split()[0]} with a priced one")
+
+
 def refuse_credentials(params: dict) -> None:
     """Credentials never travel as parameters (they would be written into the executed notebooks).
     The message names the parameter, never its value."""

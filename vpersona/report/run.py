@@ -8,6 +8,7 @@ persona sample ids).
 """
 from __future__ import annotations
 
+import ast
 import json
 import platform
 import sys
@@ -62,6 +63,9 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
     declared = {p.name: pm.inspect_notebook(str(p)) for p in nb_paths}
     parameters.check_names(config["parameters"], {k: set(v) for k, v in declared.items()})
     parameters.check_values(config["parameters"])
+    defaults = {k: ast.literal_eval(v["default"]) for d in declared.values() for k, v in d.items()
+                if k != "RUN_DIR" and _literal(v["default"])}
+    parameters.check_prices({**defaults, **config["parameters"]})
     if any("CACHE_PATH" in d for d in declared.values()):
         log(describe_cache(config["parameters"].get("CACHE_PATH", "auto"), run_dir))
     if run_dir.exists():
@@ -92,6 +96,14 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
         _report_warnings(run_dir, found, log)
     write_manifest(run_dir, config, run_id)
     return run_dir
+
+
+def _literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+        return True
+    except (ValueError, SyntaxError):
+        return False
 
 
 def _execute(path: Path, run_dir: Path, params: dict, progress: bool) -> None:
