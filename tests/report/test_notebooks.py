@@ -87,17 +87,24 @@ def test_rerun_is_byte_identical_and_served_from_cache(smoke_run):
     assert stats["calls"] == 0 and stats["cache_hits"] == stats["unique_queries"]
 
 
-def test_secrets_never_land_in_outputs(smoke_run):
-    run_dir, _, _ = smoke_run
-    for path in run_dir.rglob("*"):
-        if path.is_file() and path.suffix in (".ipynb", ".json", ".csv", ".txt", ".md"):
-            assert SECRET not in path.read_text(errors="ignore"), f"secret leaked into {path}"
+# secrets: tests/report/test_routes.py runs the openai route (which reads OPENAI_API_KEY) and checks
+# that the key lands in no output; the embedded smoke run never reads it.
+
+
+def _output_text(path: Path) -> str:
+    """What an executed notebook showed (stream and display outputs), not its cell sources."""
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            parts.append(str(output.get("text", "")))
+            parts += [str(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(parts)
 
 
 def test_executed_notebooks_say_synthetic(smoke_run):
     run_dir, _, _ = smoke_run
-    text = (run_dir / "01_data_prep.ipynb").read_text()
-    assert "SYNTHETIC respondents" in text
+    assert "*** SYNTHETIC respondents: not real people." in _output_text(run_dir / "01_data_prep.ipynb")
+    assert "SYNTHETIC" in _output_text(run_dir / "04_analysis.ipynb")
 
 
 @pytest.mark.full

@@ -65,8 +65,58 @@ def test_notebooks_committed_without_outputs():
         assert len(tagged) == 1, f"{path}: expected exactly one cell tagged 'parameters', found {len(tagged)}"
 
 
+BUNDLED_SYNTHETIC = "vpersona/resources/wvs7_SYNTHETIC_sample.csv.gz"
+_Q = re.compile(r"^Q\d+[A-Z]?$", re.I)
+_NAME = re.compile(r"^[A-Z_][A-Z0-9_.]*$", re.I)
+
+
+def _heads(path: Path) -> list[bytes]:
+    """The first 4 kB of a file, decompressed when it is gzip, of each member when it is a zip."""
+    import gzip
+    import zipfile
+    raw = path.read_bytes()[:4096]
+    if raw[:2] == b"\x1f\x8b":
+        with gzip.open(path) as fh:
+            return [fh.read(4096)]
+    if raw[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(path) as archive:
+            return [archive.open(m).read(4096) for m in archive.namelist()]
+    return [raw]
+
+
+def respondent_level(head: bytes) -> bool:
+    """A table header in the WVS respondent layout: the interview id, or the country code with
+    answer columns, or many Q-columns (any separator, any file name)."""
+    for line in head.decode("utf-8", "replace").splitlines()[:30]:
+        names = {n.strip().strip('"').upper() for n in re.split(r"[,;\t]", line)}
+        if len(names) < 3 or not all(_NAME.match(n) for n in names):
+            continue  # not a header of plain column names (e.g. a list of item codes in code)
+        n_q = sum(bool(_Q.match(n)) for n in names)
+        if "D_INTERVIEW" in names or ("B_COUNTRY_ALPHA" in names and n_q >= 2) or n_q >= 10:
+            return True
+    return False
+
+
+def test_respondent_level_detector():
+    assert respondent_level(b'"version","B_COUNTRY_ALPHA","D_INTERVIEW","Q1"\n')
+    assert respondent_level(b"B_COUNTRY_ALPHA;Q1;Q2;Q3\nSWE;1;2;3\n")
+    assert not respondent_level(b"country,item,option,share\nSWE,Q1,1,0.5\n")
+    assert not respondent_level(b'ITEMS = ["Q1", "Q6", "Q27", "Q33", "Q48", "Q58", "Q131", "Q150", "Q171", "Q240"]\n')
+
+
 def test_no_respondent_level_wvs_data_tracked():
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    for path in tracked:
-        if re.search(r"\.(sav|dta|parquet|rds|rda)$", path):
+    """Any tracked file (whatever its name) with WVS respondent columns, or an SPSS/Stata file by its
+    magic bytes, except the bundled SYNTHETIC sample at its exact path."""
+    from vpersona.data.wvs_read import sniff
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True).stdout.split("\0")
+    checked = 0
+    for path in filter(None, tracked):
+        full = ROOT / path
+        if not full.is_file():
+            continue
+        if re.search(r"\.(sav|zsav|dta|parquet|rds|rda|feather)$", path, re.I) or sniff(full) in ("sav", "dta"):
             raise AssertionError(f"binary survey file tracked: {path}")
+        if path != BUNDLED_SYNTHETIC and any(respondent_level(h) for h in _heads(full)):
+            raise AssertionError(f"respondent-level WVS data tracked: {path}")
+        checked += 1
+    assert checked > 50 and respondent_level(_heads(ROOT / BUNDLED_SYNTHETIC)[0])

@@ -123,6 +123,10 @@ def respondent_truth(pairs: pd.DataFrame, personas: pd.DataFrame, leakage: pd.Da
     members = personas[["persona_id", "country", "kind", "excluded", "respondents"]].drop_duplicates()
     members = members.assign(excluded=members["excluded"].fillna(""))  # "" read back from CSV may be NaN
     rows = wanted.merge(members, on=["persona_id", "country", "kind", "excluded"], how="inner", validate="many_to_one")
+    if not pd.api.types.is_string_dtype(rows["respondents"]):  # read without vpersona.personas.tables
+        raise TypeError("personas['respondents'] must be text (ids joined by ';'), got "
+                        f"{rows['respondents'].dtype}: read data/personas.csv with "
+                        "vpersona.personas.tables.read_plan_table")
     rows = rows.assign(respondent=rows["respondents"].str.split(";")).explode("respondent")
     responses = survey.responses
     items = [c for c in rows["item"].unique() if c in responses.columns]

@@ -56,3 +56,21 @@ class Survey:
         """False when the item was not asked in that country (every answer is code -4)."""
         codes = self.missing.loc[self.responses["country"] == iso3, item]
         return not (len(codes) > 0 and (codes == -4).all())
+
+
+def describe(survey: Survey) -> pd.DataFrame:
+    """Per country: respondents, weighted respondents, and the share of item answers of each kind.
+
+    Shares are over all (respondent, item) cells of the country: ``valid`` plus one column per
+    missing kind (``dont_know``, ``no_answer``, ``not_applicable``, ``not_asked``, ``missing``).
+    """
+    country = survey.responses["country"]
+    codes = survey.missing
+    n_items = max(codes.shape[1], 1)
+    table = pd.DataFrame({"n": country.groupby(country).size(),
+                          "n_weighted": survey.responses["weight"].groupby(country).sum()})
+    table["valid"] = (codes == 0).sum(axis=1).groupby(country).sum() / (table["n"] * n_items)
+    for code, kind in MISSING_KINDS.items():
+        table[kind] = (codes == code).sum(axis=1).groupby(country).sum() / (table["n"] * n_items)
+    table.index.name = "country"
+    return table

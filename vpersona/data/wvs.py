@@ -6,28 +6,9 @@ id, weight, the requested catalog items and, for the two derived indices, their 
 the full release (~97k rows x ~600 columns) loads in modest memory. The file is only read, never
 written.
 
-How answers are coded (``Survey.responses`` / ``Survey.missing``):
-
-* an answer that is one of the catalog item's option codes is valid: its code in ``responses``,
-  0 in ``missing``. The autonomy index Y003 has the real values -2..2, so for it only codes
-  below -2 are missing codes (WVS codes it -5 when missing);
-* a WVS negative missing code (-1 don't know, -2 no answer, -3 not applicable, -4 not asked,
-  -5 missing) is NaN in ``responses`` and kept in ``missing``;
-* any other value (e.g. Q254 code 5 "I am not [nationality]", a blank cell, an unknown negative
-  code) is NaN with missing code -5; non-blank ones are reported in a warning naming item, code
-  and count;
-* numeric items (age Q262) keep any non-negative value.
-
-Derived indices absent from the file are computed from their components (a file that has them
-keeps its own values). A respondent gets the index only when every component is valid;
-otherwise the index is missing with code -4 if a component was not asked, else -5 (as in the
-WVS release, where derived indices carry -5 for missing):
-
-* Y003 autonomy = (Q8 independence + Q14 determination) - (Q15 religious faith + Q17 obedience),
-  each 1 when mentioned (code 1) and 0 when not (code 2); range -2..2.
-* Y002 post-materialism from the two national-aims choices Q154/Q155: 1 materialist when both
-  are in {1 order, 3 prices}, 3 post-materialist when both are in {2 say, 4 free speech},
-  else 2 mixed.
+How answers are coded (valid codes, WVS missing codes, derived indices Y003/Y002) is in
+:mod:`vpersona.data.wvs_coding`; reading the file (formats, header, completeness) in
+:mod:`vpersona.data.wvs_read`.
 
 Not-asked items: an item is *not asked* in a country when every respondent there has code -4.
 For items named in ``items=`` this is an error (``not_asked="error"``, listing every
@@ -37,15 +18,10 @@ is always a warning, since the real release has such pairs (e.g. Q182 in Egypt, 
 """
 from __future__ import annotations
 
-import csv
 import difflib
 import gzip
 import io
-import re
-import tempfile
 import warnings
-import zipfile
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -53,28 +29,15 @@ import numpy as np
 import pandas as pd
 
 from vpersona.data.catalog import Catalog, Item, load_catalog
-from vpersona.data.countries import country_names
-from vpersona.data.survey import MISSING_KINDS, Survey
+from vpersona.data.countries import country_hint, country_names
+from vpersona.data.survey import Survey, describe  # noqa: F401  (describe: re-exported)
+from vpersona.data.wvs_coding import (INDEX_COMPONENTS, NOT_ASKED, OTHER_MISSING, autonomy_index,  # noqa: F401
+                                      code_item, derive, postmaterialism_index, warn_unexpected)
+from vpersona.data.wvs_read import COUNTRY_COLUMN, ID_COLUMN, Q_COLUMN, Header, WVSFileError, readable
 
-COUNTRY_COLUMN = "B_COUNTRY_ALPHA"
-ID_COLUMN = "D_INTERVIEW"
 DEFAULT_WEIGHT_COLUMN = "W_WEIGHT"
-NOT_ASKED = -4
-OTHER_MISSING = -5
 BUNDLED_SAMPLE = "resources/wvs7_SYNTHETIC_sample.csv.gz"
 BUNDLED_SOURCE = "vpersona bundled SYNTHETIC sample"
-
-# Components of the derived indices, keyed by ``Item.derived`` in the catalog.
-INDEX_COMPONENTS = {"autonomy": ("Q8", "Q14", "Q15", "Q17"), "postmaterialism": ("Q154", "Q155")}
-
-_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".zip": "zip", ".sav": "sav", ".zsav": "sav", ".dta": "dta"}
-_Q_COLUMN = re.compile(r"^Q\d+[A-Z]?$", re.IGNORECASE)
-_HEADER_SCAN_LINES = 30
-
-
-class WVSFileError(ValueError):
-    """The WVS file, or what was asked of it, is not what ``load_wvs`` expects."""
-
 
 # --------------------------------------------------------------------------- public functions
 
@@ -148,61 +111,15 @@ def save_survey(survey: Survey, path) -> Path:
     return path
 
 
-def describe(survey: Survey) -> pd.DataFrame:
-    """Per country: respondents, weighted respondents, and the share of item answers of each kind.
-
-    Shares are over all (respondent, item) cells of the country: ``valid`` plus one column per
-    missing kind (``dont_know``, ``no_answer``, ``not_applicable``, ``not_asked``, ``missing``).
-    """
-    country = survey.responses["country"]
-    codes = survey.missing
-    n_items = max(codes.shape[1], 1)
-    table = pd.DataFrame({"n": country.groupby(country).size(),
-                          "n_weighted": survey.responses["weight"].groupby(country).sum()})
-    table["valid"] = (codes == 0).sum(axis=1).groupby(country).sum() / (table["n"] * n_items)
-    for code, kind in MISSING_KINDS.items():
-        table[kind] = (codes == code).sum(axis=1).groupby(country).sum() / (table["n"] * n_items)
-    table.index.name = "country"
-    return table
-
-
-def autonomy_index(q8, q14, q15, q17) -> pd.Series:
-    """Y003 from the child-quality codes (1 mentioned, 2 not): (Q8 + Q14) - (Q15 + Q17).
-
-    NaN where any component is not 1 or 2.
-    """
-    parts = [pd.Series(q, dtype="float64") for q in (q8, q14, q15, q17)]
-    ok = np.logical_and.reduce([p.isin([1, 2]) for p in parts])
-    m = [(p == 1).astype("float64") for p in parts]
-    return (m[0] + m[1] - m[2] - m[3]).where(ok)
-
-
-def postmaterialism_index(q154, q155) -> pd.Series:
-    """Y002 from the first and second national-aims choices (codes 1..4).
-
-    1 materialist (both in {1, 3}), 3 post-materialist (both in {2, 4}), 2 mixed; NaN where
-    either choice is not 1..4.
-    """
-    a, b = pd.Series(q154, dtype="float64"), pd.Series(q155, dtype="float64")
-    ok = a.isin([1, 2, 3, 4]) & b.isin([1, 2, 3, 4])
-    out = pd.Series(2.0, index=a.index)
-    out[a.isin([1, 3]) & b.isin([1, 3])] = 1.0
-    out[a.isin([2, 4]) & b.isin([2, 4])] = 3.0
-    return out.where(ok)
-
-
-_INDEX_FUNCTIONS = {"autonomy": autonomy_index, "postmaterialism": postmaterialism_index}
-
-
 # --------------------------------------------------------------------------- the loading steps
 
 def _load(path: Path, countries, items, catalog: Catalog, not_asked: str, weight_column,
           source: str, synthetic: bool) -> Survey:
     weight_column = weight_column.upper() if weight_column else None
-    with _readable(path) as (fmt, real_path, label):
-        header = _Header.read(real_path, fmt)
+    with readable(path) as (fmt, real_path, label):
+        header = Header.read(real_path, fmt)
         columns = {c.upper(): c for c in header.columns}
-        if COUNTRY_COLUMN not in columns and not any(_Q_COLUMN.match(c) for c in header.columns):
+        if COUNTRY_COLUMN not in columns and not any(Q_COLUMN.match(c) for c in header.columns):
             raise WVSFileError(f"{label} is not a WVS Wave 7 file: expected the columns {COUNTRY_COLUMN} "
                                f"and Q1..Q290; its first columns are {header.columns[:8]}")
         explicit_items = items is not None
@@ -211,6 +128,8 @@ def _load(path: Path, countries, items, catalog: Catalog, not_asked: str, weight
 
         wanted = [COUNTRY_COLUMN] + [c for c in (ID_COLUMN, weight_column) if c and c in columns]
         wanted += [c for c in plan.read if c not in wanted]
+        if fmt == "csv":
+            header.check_complete(real_path, label)
         raw = header.read_columns(real_path, fmt, [columns[c] for c in wanted])
         raw.columns = [c.upper() for c in raw.columns]
 
@@ -224,110 +143,22 @@ def _load(path: Path, countries, items, catalog: Catalog, not_asked: str, weight
 
     values, codes, unexpected = {}, {}, []
     for code in plan.direct:
-        values[code], codes[code], bad = _code_item(data[code], catalog[code])
+        values[code], codes[code], bad = code_item(data[code], catalog[code])
         unexpected += [(code, v, n) for v, n in bad]
     component_codes = {}
     for code in plan.components:
-        _, component_codes[code], bad = _code_item(data[code], catalog[code])
+        _, component_codes[code], bad = code_item(data[code], catalog[code])
         unexpected += [(code, v, n) for v, n in bad if (code, v, n) not in unexpected]
     for code in plan.derived:
-        values[code], codes[code] = _derive(catalog[code], data, component_codes)
+        values[code], codes[code] = derive(catalog[code], data, component_codes)
     if unexpected:
-        _warn_unexpected(unexpected, label)
+        warn_unexpected(unexpected, label)
 
     responses = pd.DataFrame({"country": data[COUNTRY_COLUMN].to_numpy(), "weight": weight,
                               **{code: values[code].to_numpy() for code in item_codes}}, index=index)
     missing = pd.DataFrame({code: codes[code].to_numpy() for code in item_codes}, index=index)
     _check_asked(responses, missing, item_codes, explicit_items, not_asked, label)
     return Survey(responses=responses, missing=missing, source=source, synthetic=synthetic)
-
-
-@contextmanager
-def _readable(path: Path):
-    """Yield ``(format, path to read, label)``, unpacking a .zip release into a temporary folder."""
-    if not path.exists():
-        raise WVSFileError(f"WVS file {path} does not exist; download the WVS Wave 7 release "
-                           "(CSV, SPSS .sav or Stata .dta) from worldvaluessurvey.org")
-    if not path.is_file():
-        raise WVSFileError(f"WVS file {path} is not a file")
-    fmt = _format_of(path.name)
-    if fmt != "zip":
-        yield fmt, path, path.name
-        return
-    with zipfile.ZipFile(path) as archive:
-        members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX")
-                   and _format_of(m, strict=False) in ("csv", "sav", "dta")]
-        if len(members) != 1:
-            raise WVSFileError(f"{path.name} must hold exactly one .csv, .sav or .dta file; it holds "
-                               f"{members or archive.namelist()}")
-        with tempfile.TemporaryDirectory(prefix="vpersona-wvs-") as tmp:
-            inner = Path(archive.extract(members[0], tmp))
-            yield _format_of(inner.name), inner, f"{path.name}:{members[0]}"
-
-
-def _format_of(name: str, strict: bool = True) -> str | None:
-    lower = name.lower()
-    for suffix, fmt in sorted(_FORMATS.items(), key=lambda kv: -len(kv[0])):
-        if lower.endswith(suffix):
-            return fmt
-    if strict:
-        raise WVSFileError(f"unsupported WVS file type {name!r}; expected one of "
-                           f"{', '.join(_FORMATS)} (the WVS release comes as CSV, SPSS or Stata)")
-    return None
-
-
-class _Header:
-    """Column names of the file and, for CSV, how to parse it (separator, rows before the header)."""
-
-    def __init__(self, columns: list[str], sep: str = ",", skiprows: int = 0):
-        self.columns, self.sep, self.skiprows = columns, sep, skiprows
-
-    @classmethod
-    def read(cls, path: Path, fmt: str) -> "_Header":
-        if fmt in ("sav", "dta"):
-            import pyreadstat
-            reader = pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta
-            try:
-                _, meta = reader(str(path), metadataonly=True)
-            except Exception as err:  # pyreadstat raises its own ReadstatError / PyreadstatError
-                raise WVSFileError(f"cannot read {path.name} as a {fmt} file: {err}") from err
-            return cls(list(meta.column_names))
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
-            lines = [line for _, line in zip(range(_HEADER_SCAN_LINES), fh)]
-        for i, line in enumerate(lines):
-            sep = max(",;\t", key=line.count)
-            names = [n.strip() for n in next(csv.reader([line], delimiter=sep))]
-            upper = {n.upper() for n in names}
-            if COUNTRY_COLUMN in upper or sum(bool(_Q_COLUMN.match(n)) for n in names) >= 2:
-                return cls(names, sep=sep, skiprows=i)
-        if not lines:
-            return cls([])
-        sep = max(",;\t", key=lines[0].count)
-        return cls([n.strip() for n in next(csv.reader([lines[0]], delimiter=sep))], sep=sep)
-
-    def read_columns(self, path: Path, fmt: str, names: list[str]) -> pd.DataFrame:
-        """Read only ``names`` (answer codes, not value labels)."""
-        if fmt in ("sav", "dta"):
-            import pyreadstat
-            if fmt == "sav":  # user_missing keeps the negative codes SPSS declares as missing
-                df, _ = pyreadstat.read_sav(str(path), usecols=names, user_missing=True,
-                                            apply_value_formats=False)
-            else:
-                df, _ = pyreadstat.read_dta(str(path), usecols=names, apply_value_formats=False)
-            return df
-        text_columns = {n: str for n in names if n.upper() in (COUNTRY_COLUMN, ID_COLUMN)}
-        numeric = {n: "float64" for n in names if n not in text_columns}
-        decimals = (".", ",") if self.sep == ";" else (".",)
-        for decimal in decimals:
-            try:
-                return pd.read_csv(path, sep=self.sep, skiprows=self.skiprows, usecols=names,
-                                   dtype={**text_columns, **numeric}, decimal=decimal,
-                                   encoding="utf-8-sig", encoding_errors="replace")
-            except ValueError as err:
-                problem = err
-        raise WVSFileError(f"{path.name}: a column that should hold numeric answer codes holds text "
-                           f"({problem})")
 
 
 class _Plan:
@@ -407,22 +238,12 @@ def _select_countries(raw: pd.DataFrame, countries, label: str) -> list[str]:
     unknown = [c for c in requested if c not in known]
     if unknown:
         raise WVSFileError("unknown country codes (expected ISO alpha-3 codes of WVS Wave 7 "
-                           f"countries): {'; '.join(_country_hint(c, known) for c in unknown)}")
+                           f"countries): {'; '.join(country_hint(c, known) for c in unknown)}")
     absent = [c for c in requested if c not in present]
     if absent:
         raise WVSFileError(f"no respondents in {label} for {', '.join(absent)}; countries present: "
                            f"{', '.join(present)}")
     return requested
-
-
-def _country_hint(code: str, known: dict[str, str]) -> str:
-    if code == "MOR":
-        return "'MOR' (Morocco is MAR in the WVS data; MOR is the codebook's code)"
-    by_name = {name.upper(): iso3 for iso3, name in known.items()}
-    guesses = [by_name[n] for n in difflib.get_close_matches(code, list(by_name), n=2, cutoff=0.7)]
-    guesses += difflib.get_close_matches(code, list(known), n=3, cutoff=0.6)
-    guesses = list(dict.fromkeys(guesses))
-    return f"{code!r} (did you mean {', '.join(guesses)}?)" if guesses else repr(code)
 
 
 def _respondent_ids(data: pd.DataFrame, label: str) -> pd.Index:
@@ -458,43 +279,6 @@ def _weights(data: pd.DataFrame, weight_column, label: str) -> np.ndarray:
                            f"{int(bad.sum())} are not (per country: {where.to_dict()}; e.g. "
                            f"{weight[bad][:3].tolist()})")
     return weight
-
-
-def _code_item(raw: pd.Series, item: Item):
-    """Return (values with NaN for missing, missing codes, [(unexpected value, count)])."""
-    num = pd.to_numeric(raw, errors="coerce").astype("float64")
-    if item.scale == "numeric":
-        valid = num >= 0
-    else:
-        valid = num.isin(item.codes)
-    wvs_missing = ~valid & num.isin(list(MISSING_KINDS))
-    codes = pd.Series(OTHER_MISSING, index=num.index, dtype="int8")
-    codes[valid] = 0
-    codes[wvs_missing] = num[wvs_missing].astype("int8")
-    odd = num[~valid & ~wvs_missing & num.notna()]
-    unexpected = sorted(odd.value_counts().items())
-    return num.where(valid), codes, [(float(v), int(n)) for v, n in unexpected]
-
-
-def _derive(item: Item, data: pd.DataFrame, component_codes: dict):
-    parts = INDEX_COMPONENTS[item.derived]
-    inputs = [data[p].where(component_codes[p] == 0) for p in parts]
-    values = _INDEX_FUNCTIONS[item.derived](*inputs)
-    codes = pd.Series(0, index=values.index, dtype="int8")
-    any_missing = np.logical_or.reduce([component_codes[p] != 0 for p in parts])
-    any_not_asked = np.logical_or.reduce([component_codes[p] == NOT_ASKED for p in parts])
-    codes[any_missing] = OTHER_MISSING
-    codes[any_not_asked] = NOT_ASKED
-    return values.where(codes == 0), codes
-
-
-def _warn_unexpected(unexpected, label: str) -> None:
-    parts = []
-    for code, value, n in unexpected:
-        v = int(value) if float(value).is_integer() else value
-        parts.append(f"{code} code {v} (n={n})")
-    warnings.warn(f"{label}: answer codes that are not answer options of the catalog item, treated "
-                  f"as missing (-5): {'; '.join(parts)}", stacklevel=4)
 
 
 def _check_asked(responses: pd.DataFrame, missing: pd.DataFrame, item_codes, explicit: bool,

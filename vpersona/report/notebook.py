@@ -3,12 +3,16 @@
 ``setup(RUN_DIR)`` makes the run folder's ``data/``, ``tables/`` and ``figures/``, sets display
 and plotting defaults, prints where the run goes and returns a :class:`RunFolder`. Notebook N
 reads only what notebooks < N wrote there (``read_table``, ``read_json``, ``survey``) and writes
-its own files (``write_table``, ``write_json``), so data flows one way.
+its own files (``write_table``, ``write_json``), so data flows one way. Warnings about the data
+(unweighted shares, items not asked, pairs dropped) go through ``note`` / ``noting_warnings``:
+printed in the notebook and recorded in ``data/warnings.json``, which ``vpersona run`` shows at
+the end of the run and copies into ``summary.json``.
 """
 from __future__ import annotations
 
 import json
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +39,29 @@ class RunFolder:
         return out
 
     def read_table(self, name: str, folder: str = "tables", **read_csv) -> pd.DataFrame:
+        """A table; the persona plan's tables in ``data/`` keep respondent ids as text (a persona
+        of one respondent has ``respondents = "752070001"``, not the integer)."""
+        from vpersona.personas.tables import PLAN_FILES, TEXT_COLUMNS
+        if folder == "data" and name in PLAN_FILES.values():
+            read_csv["dtype"] = {**{c: str for c in TEXT_COLUMNS}, **read_csv.get("dtype", {})}
         return pd.read_csv(self.path / folder / f"{name}.csv", **read_csv)
+
+    def note(self, message) -> None:
+        """Print a warning about the data and record it in ``data/warnings.json``."""
+        print("note:", message)
+        path = self.path / "data" / "warnings.json"
+        record = json.loads(path.read_text()) if path.exists() else {"warnings": []}
+        record["warnings"].append({"notebook": None, "warning": str(message)})
+        path.write_text(json.dumps(record, indent=2) + "\n")
+
+    @contextmanager
+    def noting_warnings(self):
+        """``with run.noting_warnings(): ...``: every warning raised inside becomes a :meth:`note`."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for w in caught:
+            self.note(w.message)
 
     def write_table(self, table: pd.DataFrame, name: str, folder: str = "tables") -> Path:
         out = self.path / folder / f"{name}.csv"
