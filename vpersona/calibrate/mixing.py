@@ -159,7 +159,7 @@ def mixing_loglik(answers: pd.DataFrame, mixed: pd.DataFrame, truth: pd.DataFram
     """Held-out score of persona mixing, one row per (kind, fold) of :func:`cross_fit`'s output:
     the mean log-likelihood of the respondents' real answers under the raw and the mixed personas."""
     rows = []
-    for (kind, fold), part in mixed.groupby(["kind", "fold"], sort=True):
+    for (kind, fold), part in (mixed.groupby(["kind", "fold"], sort=True) if len(mixed) else []):
         cells = part[["country", "item"]].drop_duplicates()
         raw = answers[answers["kind"] == kind].merge(cells, on=["country", "item"])
         t = truth[truth["kind"] == kind].merge(cells, on=["country", "item"])

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vpersona.data.catalog import Catalog, load_catalog, ordered_mask
-from vpersona.core.distributions import KMAX, entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
+from vpersona.data.catalog import Catalog, ordered_mask
+from vpersona.core.seeds import rng
+from vpersona.core.distributions import entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
 
 METRICS = ("jsd", "w1", "mean_error", "diversity_ratio", "entropy_ratio")
 
@@ -97,7 +98,7 @@ def _resample_counts(seed: int, n: int, n_boot: int) -> np.ndarray:
     rows, so a group's interval does not depend on which other groups exist, and all groups of
     one size are resampled in one matrix product.
     """
-    idx = np.random.default_rng([seed, n]).integers(0, n, size=(n_boot, n))
+    idx = rng(seed, n).integers(0, n, size=(n_boot, n))
     counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
     return counts.reshape(n_boot, n).astype(float)
 

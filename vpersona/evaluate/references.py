@@ -25,7 +25,6 @@ All return distribution tables with a ``method`` column (score them with
 from __future__ import annotations
 
 import warnings
-import zlib
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from vpersona.data.catalog import Catalog, load_catalog, option_positions
+from vpersona.core.seeds import rng
 from vpersona.core.distributions import KMAX, from_matrix, to_matrix
 from vpersona.evaluate.metrics import METRICS
 from vpersona.data.survey import Survey
@@ -81,10 +81,6 @@ def _positions(survey: Survey, items, catalog: Catalog, what: str = "items") -> 
     return X, options
 
 
-def _rng(seed: int, *parts) -> np.random.Generator:
-    return np.random.default_rng([int(seed), *(zlib.crc32(str(p).encode()) for p in parts)])
-
-
 def human_sample_distributions(survey: Survey, items, sizes=HUMAN_N, *, n_draws: int = 20, seed: int = 0,
                                catalog: Catalog | None = None) -> pd.DataFrame:
     """``method="human-N"`` rows: distributions of weighted samples of N real respondents.
@@ -104,7 +100,7 @@ def human_sample_distributions(survey: Survey, items, sizes=HUMAN_N, *, n_draws:
         w = weight[rows] / weight[rows].sum()
         asked = ~np.isnan(X[rows]).all(axis=0)
         for n in sizes:
-            idx = rows[_rng(seed, c, n).choice(len(rows), size=(n_draws, n), replace=True, p=w)]
+            idx = rows[rng(seed, c, n).choice(len(rows), size=(n_draws, n), replace=True, p=w)]
             S = X[idx]  # (draws, n, items)
             valid = ~np.isnan(S)
             flat = (np.arange(n_draws)[:, None, None] * len(items) + np.arange(len(items))[None, None, :]) * KMAX \
@@ -230,7 +226,7 @@ def _training_subsample(country: np.ndarray, max_per_country: int | None, seed: 
     for c in sorted(set(country)):
         rows = np.flatnonzero(country == c)
         if len(rows) > max_per_country:
-            chosen = _rng(seed, c, "train").choice(rows, size=max_per_country, replace=False)
+            chosen = rng(seed, c, "train").choice(rows, size=max_per_country, replace=False)
             keep[np.setdiff1d(rows, chosen)] = False
     return keep
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -125,5 +124,24 @@ def example_distributions(long: pd.DataFrame, *, title: str, col_wrap: int = 3):
     return g.figure
 
 
-def option_labels(K: int) -> list[str]:
-    return [str(k) for k in np.arange(1, K + 1)]
+def example_cells(tables, examples: pd.DataFrame) -> pd.DataFrame:
+    """Long table (method, country, item, option, p) of the ``examples`` cells from several
+    distribution tables, for :func:`example_distributions`; options past an item's K are left out."""
+    from vpersona.core.distributions import prob_columns
+    shown = pd.concat(list(tables), ignore_index=True).merge(examples, on=["country", "item"])
+    long = shown.melt(id_vars=["method", "country", "item", "K"], value_vars=prob_columns(),
+                      var_name="option", value_name="p")
+    long["option"] = long["option"].str[1:].astype(int)
+    return long[long["option"] <= long["K"]]
+
+
+def culture_map(positions: pd.DataFrame, explained, *, title: str, ax=None):
+    """Countries on the first two components of the human target answers, with each method's
+    countries projected into the same plane; ``positions``: method, country, dim1, dim2."""
+    ax = ax or plt.subplots(figsize=(8.5, 6.5))[1]
+    sns.scatterplot(data=positions, x="dim1", y="dim2", hue="method", style="method", s=70, ax=ax)
+    for _, r in positions[positions["method"] == "human"].iterrows():
+        ax.annotate(r.country, (r.dim1, r.dim2), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel=f"component 1 ({explained[0]:.0%} of human variance)",
+           ylabel=f"component 2 ({explained[1]:.0%})", title=title)
+    return ax
