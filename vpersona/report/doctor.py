@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from vpersona.report.kernel import signal_name
 
 REBUILD = ("rebuild the engine with portable flags: `make engine install` in a checkout, or "
            "CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF "
@@ -51,16 +52,6 @@ class Check:
 
     def line(self) -> str:
         return f"{self.status:<4}  {self.name:<12} {self.detail}"
-
-
-def signal_name(returncode: int) -> str | None:
-    """``SIGILL`` for a child killed by signal 4 (returncode -4), else None."""
-    if returncode >= 0:
-        return None
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
 
 
 def check_engine(argv: list[str] | None = None, timeout: float = 300) -> Check:
@@ -161,7 +152,10 @@ def check_instructions(libs: list[Path] | None = None, flags: set[str] | None = 
         if found["amx"]:
             fails.append(f"{lib.name} contains AMX instructions ({', '.join(found['amx'])})")
         if found["avx512"]:
-            (warns if "avx512f" in flags else fails).append(f"{lib.name} contains AVX-512 (zmm) instructions")
+            if "avx512f" in flags:
+                warns.append(f"{lib.name} contains AVX-512 (zmm) instructions")
+            else:
+                fails.append(f"{lib.name} contains AVX-512 (zmm) instructions and this CPU has no avx512f")
     if fails:
         return Check("FAIL", "instructions", "; ".join(fails + warns) + "; a CPU or VM that advertises these may "
                      f"still refuse them (the kernel dies with SIGILL): {REBUILD}")
