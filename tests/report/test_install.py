@@ -53,17 +53,18 @@ def test_installed_command_runs_from_another_directory(wheel, tmp_path):
     if not engines:
         pytest.skip("no engine wheel built yet (`make engine`)")
     venv = tmp_path / "venv"
+    # nothing of this checkout may leak in (PYTHONPATH would make pip see it as installed)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run(pip + [engines[-1]], check=True)  # the portable engine, never a native rebuild
-    subprocess.run(pip + [str(wheel)], check=True)
+    subprocess.run(pip + [engines[-1]], check=True, env=env)  # the portable engine, never a native rebuild
+    subprocess.run(pip + [str(wheel)], check=True, env=env)
     install_seconds = time.perf_counter() - t0
     print(f"fresh venv install: {install_seconds:.0f} s")
 
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     vpersona = str(venv / "bin" / "vpersona")
     subprocess.run([vpersona, "run", "--config", "smoke", "--quiet", "--run-id", "here", *TINY],
                    cwd=cwd, env=env, check=True, timeout=1800)
