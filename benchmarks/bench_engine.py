@@ -8,12 +8,7 @@ can time a second engine build in its own venv). Prompt evaluation: one batch of
 ``eval`` each, after a 16-token prompt. Median of ``--repeats``; the machine may be shared, so
 compare builds run back to back. Prints the compiled CPU features (``llama_print_system_info``).
 
-Measured 2026-12-01 on this project's machine kind (2 vCPU, x86-64 VM advertising AVX-512 but not
-AMX), llama-cpp-python 0.3.36, other jobs running (load average 6-14, so absolute numbers are low
-and noisy; each build ran back to back, interleaved):
-
-    build                                           threads  prompt tok/s  gen tok/s
-    (table filled in by the runs below, see benchmarks/README.md)
+Results (native vs portable build, 1 and 2 threads): ``benchmarks/README.md``.
 """
 from __future__ import annotations
 
