@@ -20,12 +20,6 @@ def score_cells(pred: pd.DataFrame, refs: pd.DataFrame, human: pd.DataFrame) -> 
     return cells.sort_values(["method", "country", "item"]).reset_index(drop=True)
 
 
-def method_order(llm_methods, present, human_n) -> list[str]:
-    """LLM methods first, then the reference rows that are present."""
-    refs = [*REFERENCE_ORDER, *(f"human-{n}" for n in human_n)]
-    return list(llm_methods) + [m for m in refs if m in set(present)]
-
-
 def comparison_pairs(methods) -> list[tuple[str, str]]:
     """The pairs of :data:`COMPARISONS` whose two methods are both present."""
     have = set(methods)
