@@ -40,6 +40,7 @@ doctor: $(BIN)/.installed
 	$(BIN)/vpersona doctor
 
 demo: $(BIN)/.installed
+	$(BIN)/vpersona doctor --engine-only
 	$(BIN)/vpersona run --config demo
 
 test: $(BIN)/.installed

@@ -21,7 +21,7 @@ LOGPROBS = make_estimator("logprobs")
 
 @pytest.fixture(scope="module")
 def backend():
-    return EmbeddedBackend()
+    return EmbeddedBackend(n_threads=1)  # one thread: robust on a shared machine; bits do not depend on it
 
 
 def _query(persona, code, estimator=LOGPROBS, **params):
@@ -55,21 +55,34 @@ def test_persona_prefix_is_evaluated_once_per_persona(backend):
     backend.reset_stats()
     for q in queries:
         backend.complete(q)
-    # expected: each prompt evaluates only what differs from the previous prompt's tokens
-    expected, prev = 0, backend.tokenize_messages(_query("Unrelated warm-up persona.", "Q6").message_dicts)
-    for toks in token_lists:
-        shared = next((i for i, (a, b) in enumerate(zip(prev, toks)) if a != b), min(len(prev), len(toks)))
-        expected += len(toks) - min(shared, len(toks) - 1)
-        prev = toks
+    # expected: the first question of a persona evaluates the whole prompt, the next ones only
+    # what follows the persona's system message
+    splits = [backend.prefix_length(q.message_dicts, t) for q, t in zip(queries, token_lists)]
+    expected = sum(len(t) if i % 3 == 0 else len(t) - k for i, (t, k) in enumerate(zip(token_lists, splits)))
     s = backend.stats
     assert s.prompts == 6 and s.prompt_tokens == sum(map(len, token_lists))
     assert s.evaluated_prompt_tokens == expected
     persona_tokens = len(backend.tokenize_messages([{"role": "system", "content": PERSONA}]))
+    assert splits[0] >= persona_tokens - 5  # the cut is after the persona
     assert s.prompt_tokens - s.evaluated_prompt_tokens >= 2 * (persona_tokens - 5)  # 2 questions reused persona 1
 
 
+def test_answers_do_not_depend_on_what_was_asked_before(backend):
+    """The same prompt, asked in different orders (so with different KV-cache contents before
+    it), gives bit-identical logprobs: prompts are always evaluated in the same two batches."""
+    other = "You live in Sweden. God is not at all important in your life."
+    queries = [_query(p, c) for p in (PERSONA, other, "") for c in ("Q46", "Q57", "Q164")]
+    orders = [list(range(9)), [8, 4, 0, 7, 3, 6, 1, 5, 2], [2, 2, 1, 1, 0, 0, 5, 3, 4, 8, 7, 6]]
+    seen = {}
+    for order in orders:
+        for i in order:
+            seen.setdefault(i, []).append(backend.complete(queries[i]).top_logprobs)
+    for i, answers in seen.items():
+        assert all(a == answers[0] for a in answers), f"query {i} changed with the order"
+
+
 def test_prefix_reuse_changes_no_bit_of_the_answer(backend):
-    fresh = EmbeddedBackend(prefix_reuse=False)
+    fresh = EmbeddedBackend(n_threads=1, prefix_reuse=False)
     queries = [_query(PERSONA, c) for c in ("Q46", "Q57", "Q164")]
     reused = [backend.complete(q).top_logprobs for q in queries]
     recomputed = [fresh.complete(q).top_logprobs for q in queries]

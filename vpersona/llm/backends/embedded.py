@@ -3,12 +3,18 @@
 One model, used serially. Prompts are formatted with the model's own chat template (from the GGUF
 metadata, as ``llama_cpp.server`` does), so the tokens match what the server would evaluate.
 
-**Persona prefix reuse.** The llama.cpp context keeps the tokens of the previous prompt in its KV
-cache. Before each prompt the longest common token prefix with what is cached is kept and only the
-suffix is evaluated; in persona-major order the persona (system message) is therefore evaluated
-once per persona and each further question costs only its own tokens. ``stats`` counts the prompt
-tokens actually evaluated; ``prefix_reuse=False`` clears the cache before every prompt (benchmark
-baseline). Reusing the prefix does not change the logits (checked bit for bit in the tests).
+**Persona prefix reuse, canonically.** llama.cpp's logits for a token depend (in the last bits)
+on how the prompt was cut into batches: in a batch the attention products run through one kernel
+(llamafile's tinyBLAS F16 GEMM), for a single token through another (``ggml_vec_dot_f16``), and the
+8-bit quantisation of activations before every Q4/Q8 weight product usually swallows that
+difference but sometimes flips a rounding step, which then grows through the layers (measured on
+SmolLM2 Q4_1: up to 0.65 in raw logits, for some prompt lengths). So every prompt is evaluated in
+the same two batches whatever the cache holds: the *prefix* (every message but the last, i.e. the
+persona's system message) and the *rest*. The KV cache is reused only when it holds exactly that
+prefix; in persona-major order the persona is therefore evaluated once per persona and each further
+question costs only its own tokens, and the same prompt gives bit-identical logprobs in any order
+(checked in the tests). ``stats`` counts the prompt tokens actually evaluated;
+``prefix_reuse=False`` clears the cache before every prompt (benchmark baseline).
 
 Queries with ``max_tokens == 1`` and ``top_logprobs`` (the ``logprobs`` estimator) take a direct
 path: evaluate the prompt, read the last position's logits, log-softmax, keep the top tokens. (The
@@ -164,7 +170,7 @@ class EmbeddedBackend:
             t0 = time.perf_counter()
             before = self._evaluated
             if params.get("top_logprobs"):
-                reply = self._first_token_logprobs(tokens, params)
+                reply = self._first_token_logprobs(messages, tokens, params)
             else:
                 reply = self._generate(messages, params)
             self.stats.prompts += 1
@@ -174,26 +180,36 @@ class EmbeddedBackend:
             self.stats.seconds += time.perf_counter() - t0
             return reply
 
-    def _keep_common_prefix(self, tokens: list[int]) -> None:
-        """Keep the cached tokens shared with ``tokens`` (at least one token is left to evaluate,
-        so fresh logits come out); forget everything when prefix reuse is off."""
-        if not self.prefix_reuse:
-            self.llm.reset()
-            return
-        cached = self.llm.input_ids[: self.llm.n_tokens]
-        n = min(len(cached), len(tokens) - 1)
-        same = np.asarray(cached[:n]) == np.asarray(tokens[:n])
-        keep = int(n if same.all() else np.argmin(same))
-        self.llm.n_tokens = keep  # llama.eval drops KV entries past n_tokens before evaluating
+    def prefix_length(self, messages: list[dict], tokens: list[int]) -> int:
+        """Where a prompt is cut into its two canonical batches: the tokens it shares with the
+        rendering of every message but the last (at least one token is left for the second batch)."""
+        if len(messages) < 2:
+            return 0
+        head = self.tokenize_messages(messages[:-1])
+        n = min(len(head), len(tokens) - 1)
+        same = np.asarray(head[:n]) == np.asarray(tokens[:n])
+        return int(n if same.all() else np.argmin(same))
 
-    def _first_token_logprobs(self, tokens: list[int], params: dict) -> Reply:
+    def _load_prefix(self, tokens: list[int], split: int) -> None:
+        """Leave the KV cache holding exactly ``tokens[:split]``, evaluated as one batch from
+        position 0 (reused when it is already there, and prefix reuse is on)."""
+        cached = self.llm.input_ids[: self.llm.n_tokens]
+        if not (self.prefix_reuse and split and len(cached) >= split
+                and np.array_equal(cached[:split], tokens[:split])):
+            self.llm.reset()
+            if split:
+                self.llm.eval(tokens[:split])
+                self._evaluated += split
+        self.llm.n_tokens = split  # llama.eval drops KV entries past n_tokens before evaluating
+
+    def _first_token_logprobs(self, messages: list[dict], tokens: list[int], params: dict) -> Reply:
         import llama_cpp
 
         if int(params.get("max_tokens", 1)) != 1 or float(params.get("temperature", 0.0)) != 0.0:
             raise BackendError("the embedded backend returns top_logprobs only for greedy single-token queries "
                                "(max_tokens=1, temperature=0); use the `sample` estimator for generation")
         top_n = int(params["top_logprobs"])
-        self._keep_common_prefix(tokens)
+        self._load_prefix(tokens, self.prefix_length(messages, tokens))
         self._eval_is_prompt = True
         self.llm.eval(tokens[self.llm.n_tokens:])
         n_vocab = self.llm.n_vocab()
@@ -220,8 +236,8 @@ class EmbeddedBackend:
         texts, choices, completion_tokens = [], [], 0
         for i in range(n):
             tokens = self.tokenize_messages(messages)
-            self._keep_common_prefix(tokens)
-            self._eval_is_prompt = True
+            self._load_prefix(tokens, self.prefix_length(messages, tokens))
+            self._eval_is_prompt = True  # create_chat_completion evaluates the rest as one batch
             out = self.llm.create_chat_completion(
                 messages=messages, max_tokens=int(params.get("max_tokens", 16)),
                 temperature=float(params.get("temperature", 0.0)), top_p=float(params.get("top_p", 1.0)),
