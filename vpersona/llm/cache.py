@@ -86,6 +86,7 @@ class AnswerCache:
             self._check_integrity()
             self._init_or_check_schema()
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a killed process
+            self._conn.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: random keys touch the whole index
         except CacheError:
             self._conn.close()
             raise
@@ -190,6 +191,30 @@ class AnswerCache:
             self.stats.calls += 1
             self.stats.prompt_tokens += pt
             self.stats.completion_tokens += ct
+
+    def put_many(self, items: Iterable[tuple[str, Reply, dict | None]], *, backend: str, estimator: str,
+                 model: str | None = None) -> None:
+        """Store ``(key, reply, answer)`` triples in one transaction (one commit for all: what
+        makes a fast backend's replies cheap to keep). Keys already present are kept as they were."""
+        rows, pt_sum, ct_sum = [], 0, 0
+        now = _now()
+        for key, reply, answer in items:
+            usage = reply.usage or {}
+            pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            rows.append((key, backend, model, estimator, reply_to_json(reply),
+                         None if answer is None else json.dumps(answer, ensure_ascii=False), pt, ct, now))
+            pt_sum, ct_sum = pt_sum + pt, ct_sum + ct
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self.stats.calls += len(rows)
+            self.stats.prompt_tokens += pt_sum
+            self.stats.completion_tokens += ct_sum
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:

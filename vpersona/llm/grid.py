@@ -4,37 +4,49 @@
 ...; ``pairs``: persona_id, country, kind, item, multiplicity, one row per persona x question, in
 persona-major order) and returns one row per pair (x replicate) with the answer distribution in
 catalog option order (``p1..p10``, see ``vpersona.core.distributions``), ``covered_mass``, counts and
-flags.
+flags. ``stream_grid`` does the same but writes the table to a CSV(.gz) file as it goes and keeps
+nothing in memory; ``read_answers`` reads such a file back.
 
-How it spends calls: each pair becomes a prompt and a query; identical queries (same messages,
-parameters and replicate, e.g. the `none` persona in every country) share one cache key and one
-call; keys already in the cache cost nothing; the rest go to the backend in persona-major order
-with at most ``concurrency`` in flight, each reply committed to the cache as it arrives. The table
-is computed from the replies alone, so the same inputs and cache give an identical table.
+How it spends calls: the pairs are taken in chunks of ``chunk_rows`` rows, in their (persona-major)
+order, and each chunk is planned, looked up, asked and written before the next one starts, so
+memory does not grow with the grid. In a chunk each pair becomes a prompt and a query; identical
+queries (same messages, parameters and replicate) share one cache key and one call; keys already in
+the cache cost nothing (a query repeated in a later chunk, e.g. the `none` persona of the next
+country, is by then in the cache: a cache hit, not a call); the rest go to the backend with at most
+``concurrency`` in flight, replies committed to the cache in small groups (at most
+``FLUSH_SECONDS`` after they arrive). The table is computed from the replies alone, so the same
+inputs and cache give an identical table, whatever the chunk size.
 
-``plan_requests`` exposes the first half (what would be asked, under which keys) for other paths,
-e.g. writing a Batch JSONL file and loading its results into the cache.
+``plan_requests`` exposes the first half for a whole grid (what would be asked, under which keys)
+for other paths, e.g. writing a Batch JSONL file and loading its results into the cache.
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import hashlib
+import json
+import tempfile
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
+from vpersona.llm.answers_file import AnswersWriter, read_answers  # noqa: F401 - read_answers is public here
 from vpersona.llm.backends.base import Backend, Query, Reply, cache_key
 from vpersona.llm.cache import AnswerCache
 from vpersona.data.catalog import Catalog
 from vpersona.core.distributions import KMAX, from_matrix
 from vpersona.llm.estimators import Answer, Estimator, make_estimator
 from vpersona.llm.prompts import Prompt, render
+from vpersona.llm.querying import Committer, ask_all, run_coroutine
 
 PERSONA_KEYS = ("persona_id", "country", "kind")
+CHUNK_ROWS = 16_384      # pairs per chunk: memory is O(chunk), the pipeline drains once per chunk
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,8 @@ class GridPlan:
 @dataclass
 class RunStats:
     """What a grid run cost. ``calls``: queries sent to the backend; ``cache_hits``: distinct
-    queries answered from the cache; ``deduplicated``: rows that shared a query with another row."""
+    queries answered from the cache; ``deduplicated``: rows that shared a query with another row of
+    their chunk (repeats across chunks are cache hits)."""
 
     rows: int = 0
     unique_queries: int = 0
@@ -84,12 +97,12 @@ def derived_seed(*parts) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
 
 
-def _join_personas(pairs: pd.DataFrame, personas: pd.DataFrame) -> pd.DataFrame:
-    keys = [k for k in PERSONA_KEYS if k in pairs.columns and k in personas.columns]
+def _persona_texts(pair_cols: list[str], personas: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+    keys = [k for k in PERSONA_KEYS if k in pair_cols and k in personas.columns]
     if "persona_id" not in keys:
         raise ValueError("pairs and personas must both have a `persona_id` column")
-    for name, table, needed in (("pairs", pairs, {"persona_id", "item"}), ("personas", personas, {"persona_id", "text"})):
-        missing = needed - set(table.columns)
+    for name, cols, needed in (("pairs", pair_cols, {"persona_id", "item"}), ("personas", personas.columns, {"persona_id", "text"})):
+        missing = needed - set(cols)
         if missing:
             raise ValueError(f"{name} table lacks columns {sorted(missing)}")
     # a persona text can appear in several leakage variants of the plan: one text per id suffices
@@ -97,12 +110,146 @@ def _join_personas(pairs: pd.DataFrame, personas: pd.DataFrame) -> pd.DataFrame:
     if texts.duplicated(keys).any():
         dup = texts[texts.duplicated(keys, keep=False)].head(3).to_dict("records")
         raise ValueError(f"personas has several rows per {keys}, e.g. {dup}")
-    joined = pairs.reset_index(drop=True).drop(columns=["text"], errors="ignore").merge(texts, on=keys, how="left", validate="many_to_one", sort=False)
+    return keys, texts
+
+
+def _join(pairs: pd.DataFrame, keys: list[str], texts: pd.DataFrame) -> pd.DataFrame:
+    joined = pairs.reset_index(drop=True).drop(columns=["text"], errors="ignore").merge(
+        texts, on=keys, how="left", validate="many_to_one", sort=False)
     orphans = joined["text"].isna()
     if orphans.any():
         raise ValueError(f"{int(orphans.sum())} pairs have no persona text, e.g. "
                          f"{joined.loc[orphans, keys + ['item']].head(3).to_dict('records')}")
     return joined
+
+
+def _orderings(rec: dict, order: str, seed: int) -> dict:
+    """How the options of this pair are presented: the ``order``/``order_seed`` arguments of
+    :func:`render`. ``random``: a permutation seeded by the run seed and the persona id."""
+    return {"order": order, "order_seed": derived_seed(seed, rec["persona_id"]) if order == "random" else None}
+
+
+def _chunks(pairs, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if isinstance(pairs, pd.DataFrame):
+        for start in range(0, max(len(pairs), 1), chunk_rows):
+            yield pairs.iloc[start:start + chunk_rows]
+    else:
+        yield from pairs
+
+
+def iter_plans(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFrame, *, catalog: Catalog,
+               backend_identity: dict, estimator: str = "logprobs", order: str = "fixed", replicates: int = 1,
+               seed: int = 0, chunk_rows: int = CHUNK_ROWS, **estimator_params) -> Iterator[GridPlan]:
+    """:func:`plan_requests` chunk by chunk (``pairs``: a table, or an iterable of persona-major
+    chunks of one); requests are deduplicated within a chunk."""
+    if int(replicates) < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    est = make_estimator(estimator, **estimator_params)
+    texts = None
+    for chunk in _chunks(pairs, int(chunk_rows)):
+        pair_cols = list(chunk.columns)
+        if texts is None:
+            keys, texts = _persona_texts(pair_cols, personas)
+        joined = _join(chunk, keys, texts)
+        catalog.check(joined["item"].unique())
+        planner = _Planner(catalog, est, estimator, backend_identity, int(replicates), seed)  # memos per chunk
+        yield planner.plan(joined, pair_cols, order)
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class _Planner:
+    """Prompts, queries and cache keys of one chunk, built from memoised parts.
+
+    A prompt is the persona's system message (the same for all its questions) and the question's
+    user message (the same for every persona shown the same option order); the JSON of the
+    messages, which both the prompt's ``rendered_hash`` and the cache key hash, is the two parts'
+    JSON joined. So :func:`render` runs once per persona and once per (question, order) instead
+    of once per pair. The first row of each chunk is checked against the plain path (``render``,
+    ``make_query``, ``base.cache_key``): any disagreement stops the run.
+    """
+
+    def __init__(self, catalog: Catalog, est: Estimator, estimator: str, identity: dict, replicates: int, seed: int):
+        self.catalog, self.est, self.estimator, self.identity = catalog, est, estimator, identity
+        self.replicates, self.seed = replicates, seed
+        self.params = [{"seed": derived_seed(seed, "replicate", r)} if est.uses_seed else {} for r in range(replicates)]
+        self.head = sha256(('{"backend":' + _dumps(identity) + ',"estimator":' + _dumps(estimator)
+                            + ',"messages":').encode("utf-8"))  # copied, then fed the rest of the key's JSON
+        self.questions: dict[tuple, tuple] = {}
+        self.systems: dict[str, tuple | None] = {}
+
+    def _question(self, item: str, how: dict) -> tuple:
+        base = render("", self.catalog[item], estimator=self.estimator, **how)  # no persona: user message only
+        (user,) = base.messages
+        queries = [self.est.make_query(base, **p) for p in self.params]
+        tails = [(',"params":' + _dumps(q.param_dict) + ',"replicate":' + str(r) + "}").encode("utf-8")
+                 for r, q in enumerate(queries)]
+        return base, _dumps(user).encode("utf-8"), queries, tails
+
+    def _system(self, text: str, item: str, how: dict) -> tuple | None:
+        full = render(text, self.catalog[item], estimator=self.estimator, **how)
+        if len(full.messages) == 1:
+            return None
+        system = full.messages[0]
+        return system, b"[" + _dumps(system).encode("utf-8") + b",", tuple(sorted(system.items()))
+
+    def request(self, text: str, item: str, how: dict, r: int) -> tuple[Prompt, Query, str]:
+        qkey = (item, *how.values())
+        q = self.questions.get(qkey)
+        if q is None:
+            q = self.questions[qkey] = self._question(item, how)
+        base, user_json, queries, tails = q
+        s = self.systems.get(text, False)
+        if s is False:
+            s = self.systems[text] = self._system(text, item, how)
+        if s is None:
+            messages_json, prompt, query = b"[" + user_json + b"]", base, queries[r]
+        else:
+            system, system_json, system_items = s
+            messages_json = system_json + user_json + b"]"
+            prompt = Prompt(base.item, base.estimator, (system, base.messages[0]), base.labels, base.option_index,
+                            base.template_hash, sha256(messages_json).hexdigest())
+            query = Query((system_items,) + queries[r].messages, queries[r].params)
+        key = self.head.copy()
+        key.update(messages_json)
+        key.update(tails[r])
+        return prompt, query, key.hexdigest()
+
+    def check(self, text: str, item: str, how: dict, r: int, got: tuple) -> None:
+        prompt = render(text, self.catalog[item], estimator=self.estimator, **how)
+        query = self.est.make_query(prompt, **self.params[r])
+        if got != (prompt, query, cache_key(self.identity, query, self.estimator, r)):
+            raise RuntimeError(f"internal error: the grid planner's prompt/key for item {item} differs from "
+                               f"prompts.render + base.cache_key; please report it")
+
+    def plan(self, joined: pd.DataFrame, pair_cols: list[str], order: str) -> GridPlan:
+        requests: list[Request] = []
+        index_of: dict[str, int] = {}
+        R = self.replicates
+        row_request = np.empty(len(joined) * R, dtype=np.int64)
+        i = 0
+        names = list(joined.columns)
+        for values in zip(*(joined[c].tolist() for c in names)):
+            rec = dict(zip(names, values))
+            text, item = rec["text"], rec["item"]
+            how = _orderings(rec, order, self.seed)
+            for r in range(R):
+                prompt, query, key = got = self.request(text, item, how, r)
+                if i == 0:
+                    self.check(text, item, how, r, got)
+                j = index_of.get(key)
+                if j is None:
+                    j = index_of[key] = len(requests)
+                    requests.append(Request(key=key, query=query, prompt=prompt, replicate=r))
+                row_request[i] = j
+                i += 1
+        rows = joined[pair_cols]
+        if R > 1:
+            rows = rows.loc[rows.index.repeat(R)]
+        rows = rows.reset_index(drop=True).assign(replicate=np.tile(np.arange(R), len(joined)))
+        return GridPlan(requests=requests, rows=rows, row_request=row_request, estimator=self.est)
 
 
 def plan_requests(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catalog, backend_identity: dict,
@@ -115,132 +262,98 @@ def plan_requests(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catal
     ``seed`` and the replicate index. ``estimator_params`` configure the estimator
     (e.g. ``top_logprobs=20``, ``min_mass=0.5``, ``n=20``, ``temperature=1.0``).
     """
-    if int(replicates) < 1:
-        raise ValueError(f"replicates must be >= 1, got {replicates}")
-    est = make_estimator(estimator, **estimator_params)
-    joined = _join_personas(pairs, personas)
-    catalog.check(joined["item"].unique())
-    requests: list[Request] = []
-    index_of: dict[str, int] = {}
-    row_request = np.empty(len(joined) * replicates, dtype=np.int64)
-    prompts: dict[tuple, Prompt] = {}
-    pair_cols = list(pairs.columns)
-    rows = []
-    i = 0
-    for rec in joined.to_dict("records"):
-        text, item = rec["text"], rec["item"]
-        order_seed = derived_seed(seed, rec["persona_id"]) if order == "random" else None
-        pkey = (text, item, order_seed)
-        prompt = prompts.get(pkey)
-        if prompt is None:
-            prompt = prompts[pkey] = render(text, catalog[item], estimator=estimator, order=order, order_seed=order_seed)
-        for r in range(replicates):
-            params = {"seed": derived_seed(seed, "replicate", r)} if est.uses_seed else {}
-            query = est.make_query(prompt, **params)
-            key = cache_key(backend_identity, query, estimator, r)
-            j = index_of.get(key)
-            if j is None:
-                j = index_of[key] = len(requests)
-                requests.append(Request(key=key, query=query, prompt=prompt, replicate=r))
-            row_request[i] = j
-            rows.append({**{c: rec[c] for c in pair_cols}, "replicate": r})
-            i += 1
-    return GridPlan(requests=requests, rows=pd.DataFrame(rows, columns=pair_cols + ["replicate"]),
-                    row_request=row_request, estimator=est)
+    (plan,) = iter_plans(pairs, personas, catalog=catalog, backend_identity=backend_identity, estimator=estimator,
+                         order=order, replicates=replicates, seed=seed, chunk_rows=max(len(pairs), 1),
+                         **estimator_params)
+    return plan
 
 
-async def _ask_all(todo: list[Request], backend: Backend, cache: AnswerCache | None, est: Estimator,
-                   concurrency: int, progress: bool, replies: dict[str, Reply], stats: RunStats) -> None:
-    """Send ``todo`` in order with at most ``concurrency`` in flight; store each reply at once.
-    On a failure no new query starts, the ones in flight finish (and are cached), then it raises."""
+def answers_table(plan: GridPlan, replies: dict[str, Reply | Answer]) -> pd.DataFrame:
+    """The tidy result: plan rows + K, p1..p10 (catalog order), covered_mass, n_valid, n_invalid,
+    flags (';'-joined), prompt_hash (template set) and rendered_hash (the messages sent).
+    ``replies``: per request key, the Reply or its parsed Answer."""
+    answers = [a if isinstance(a := replies[r.key], Answer) else plan.estimator.parse(a, r.prompt)
+               for r in plan.requests]
+    req_K = np.array([r.prompt.K for r in plan.requests], dtype=int)
+    req_P = np.zeros((len(answers), KMAX))
+    for j, a in enumerate(answers):
+        req_P[j, :req_K[j]] = a.dist
+    idx = plan.row_request
+    out = from_matrix(plan.rows, req_P[idx], req_K[idx])
+    out["covered_mass"] = np.array([a.covered_mass for a in answers], dtype=float)[idx]
+    out["n_valid"] = np.array([a.n_valid for a in answers], dtype=int)[idx]
+    out["n_invalid"] = np.array([a.n_invalid for a in answers], dtype=int)[idx]
+    out["flags"] = np.array([";".join(sorted(a.flags)) for a in answers], dtype=object)[idx]
+    out["prompt_hash"] = np.array([r.prompt.template_hash for r in plan.requests], dtype=object)[idx]
+    out["rendered_hash"] = np.array([r.prompt.rendered_hash for r in plan.requests], dtype=object)[idx]
+    return out
+
+
+async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, concurrency: int,
+               stats: RunStats, sink, bar) -> None:
+    for plan in plans:
+        stats.rows += len(plan.rows)
+        stats.unique_queries += len(plan.requests)
+        stats.deduplicated += len(plan.rows) - len(plan.requests)
+        found = cache.get_many([r.key for r in plan.requests])
+        answers = {r.key: plan.estimator.parse(found[r.key], r.prompt) for r in plan.requests if r.key in found}
+        stats.cache_hits += len(found)
+        todo = [r for r in plan.requests if r.key not in answers]
+        await ask_all(todo, backend, Committer(cache, backend, plan.estimator), plan.estimator, concurrency,
+                       answers, stats)
+        table = answers_table(plan, answers)
+        stats.invalid_rows += int((table["n_valid"] == 0).sum())
+        sink(table)
+        bar.update(len(plan.rows))
+
+
+def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, replicates, seed, concurrency,
+          progress, chunk_rows, estimator_params) -> dict:
     with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is absent, then uses text bars
         warnings.simplefilter("ignore")
         from tqdm.auto import tqdm
-
-    queue = iter(todo)
-    failures: list[BaseException] = []
+    t0 = time.perf_counter()
     identity = backend.identity()
-    bar = tqdm(total=len(todo), desc=f"querying {backend.kind}", unit="q", disable=not progress or not todo)
-
-    async def worker():
-        for req in queue:  # the shared iterator hands out queries in order
-            if failures:
-                return
-            try:
-                reply = await backend.acomplete(req.query)
-            except BaseException as e:  # noqa: BLE001 - re-raised below after the others stop
-                failures.append(e)
-                return
-            replies[req.key] = reply
-            stats.calls += 1
-            stats.prompt_tokens += int(reply.usage.get("prompt_tokens", 0))
-            stats.completion_tokens += int(reply.usage.get("completion_tokens", 0))
-            if cache is not None:
-                cache.put(req.key, reply, backend=backend.kind, estimator=est.name, model=identity.get("model"),
-                          answer=est.parse(reply, req.prompt).to_json())
-            bar.update(1)
-
-    try:
-        await asyncio.gather(*(worker() for _ in range(max(1, int(concurrency)))))
-    finally:
-        bar.close()
-    if failures:
-        raise failures[0]
-
-
-def _run_coroutine(coro):
-    """``asyncio.run`` that also works where a loop is already running (Jupyter, papermill)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def answers_table(plan: GridPlan, replies: dict[str, Reply]) -> pd.DataFrame:
-    """The tidy result: plan rows + K, p1..p10 (catalog order), covered_mass, n_valid, n_invalid,
-    flags (';'-joined), prompt_hash (template set) and rendered_hash (the messages sent)."""
-    answers: list[Answer] = [plan.estimator.parse(replies[r.key], r.prompt) for r in plan.requests]
-    n = len(plan.rows)
-    P = np.zeros((n, KMAX))
-    K = np.zeros(n, dtype=int)
-    extra = {"covered_mass": np.zeros(n), "n_valid": np.zeros(n, dtype=int), "n_invalid": np.zeros(n, dtype=int)}
-    flags, prompt_hash, rendered_hash = [], [], []
-    for i, j in enumerate(plan.row_request):
-        a, prompt = answers[j], plan.requests[j].prompt
-        K[i] = prompt.K
-        P[i, :prompt.K] = a.dist
-        extra["covered_mass"][i], extra["n_valid"][i], extra["n_invalid"][i] = a.covered_mass, a.n_valid, a.n_invalid
-        flags.append(";".join(sorted(a.flags)))
-        prompt_hash.append(prompt.template_hash)
-        rendered_hash.append(prompt.rendered_hash)
-    out = from_matrix(plan.rows, P, K)
-    for c, v in extra.items():
-        out[c] = v
-    out["flags"] = flags
-    out["prompt_hash"] = prompt_hash
-    out["rendered_hash"] = rendered_hash
-    return out
+    stats = RunStats(backend=identity)
+    plans = iter_plans(pairs, personas, catalog=catalog, backend_identity=identity, estimator=estimator, order=order,
+                       replicates=replicates, seed=seed, chunk_rows=chunk_rows, **estimator_params)
+    total = len(pairs) * int(replicates) if isinstance(pairs, pd.DataFrame) else None
+    with ExitStack() as stack:
+        if cache is None:  # repeats across chunks still cost one call: a scratch cache, deleted after
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="vpersona-grid-"))
+            cache = stack.enter_context(AnswerCache(Path(tmp) / "scratch.sqlite"))
+        bar = stack.enter_context(tqdm(total=total, desc=f"querying {backend.kind}", unit="row", disable=not progress))
+        run_coroutine(_run(plans, backend, cache, concurrency, stats, sink, bar))
+    stats.seconds = time.perf_counter() - t0
+    return stats.as_dict()
 
 
 def run_grid(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catalog, backend: Backend,
              cache: AnswerCache | None, estimator: str = "logprobs", order: str = "fixed", replicates: int = 1,
-             seed: int = 0, concurrency: int = 8, progress: bool = True, **estimator_params) -> pd.DataFrame:
+             seed: int = 0, concurrency: int = 8, progress: bool = True, chunk_rows: int = CHUNK_ROWS,
+             **estimator_params) -> pd.DataFrame:
     """Ask each persona its questions; one row per pair (x replicate). Run statistics are in
-    ``table.attrs["run_stats"]`` (a :class:`RunStats` dict). ``cache=None`` keeps nothing."""
-    t0 = time.perf_counter()
-    identity = backend.identity()
-    plan = plan_requests(pairs, personas, catalog=catalog, backend_identity=identity, estimator=estimator,
-                         order=order, replicates=replicates, seed=seed, **estimator_params)
-    stats = RunStats(rows=len(plan.rows), unique_queries=len(plan.requests),
-                     deduplicated=len(plan.rows) - len(plan.requests), backend=identity)
-    replies: dict[str, Reply] = cache.get_many([r.key for r in plan.requests]) if cache is not None else {}
-    stats.cache_hits = len(replies)
-    todo = [r for r in plan.requests if r.key not in replies]
-    _run_coroutine(_ask_all(todo, backend, cache, plan.estimator, concurrency, progress, replies, stats))
-    table = answers_table(plan, replies)
-    stats.invalid_rows = int((table["n_valid"] == 0).sum())
-    stats.seconds = time.perf_counter() - t0
-    table.attrs["run_stats"] = stats.as_dict()
+    ``table.attrs["run_stats"]`` (a :class:`RunStats` dict). ``cache=None`` keeps nothing.
+    For a large grid use :func:`stream_grid`, which holds no table in memory."""
+    parts: list[pd.DataFrame] = []
+    stats = _grid(pairs, personas, parts.append, catalog=catalog, backend=backend, cache=cache, estimator=estimator,
+                  order=order, replicates=replicates, seed=seed, concurrency=concurrency, progress=progress,
+                  chunk_rows=chunk_rows, estimator_params=estimator_params)
+    table = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    table.attrs["run_stats"] = stats
     return table
+
+
+def stream_grid(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFrame, path: str | Path, *,
+                catalog: Catalog, backend: Backend, cache: AnswerCache | None, estimator: str = "logprobs",
+                order: str = "fixed", replicates: int = 1, seed: int = 0, concurrency: int = 8,
+                progress: bool = True, chunk_rows: int = CHUNK_ROWS, **estimator_params) -> dict:
+    """:func:`run_grid` that writes the answers table to ``path`` chunk by chunk (``.csv``, or
+    gzip-compressed ``.csv.gz``, reproducible bytes) and returns the run statistics. The file
+    holds exactly what ``run_grid(...).to_csv(path, index=False, float_format="%.10g")`` would;
+    it is written to ``<path>.part`` and renamed when complete. ``pairs`` may be an iterable of
+    persona-major chunks, so not even the plan need be in memory."""
+    with AnswersWriter(path) as writer:
+        return _grid(pairs, personas, writer.write, catalog=catalog, backend=backend, cache=cache, estimator=estimator,
+                     order=order, replicates=replicates, seed=seed, concurrency=concurrency, progress=progress,
+                     chunk_rows=chunk_rows, estimator_params=estimator_params)
