@@ -161,6 +161,17 @@ class AnswerCache:
             self.stats.misses += len(keys) - len(found)
         return found
 
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` the cache holds (no reply is read; hits and misses are not counted)."""
+        keys = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                found.update(r[0] for r in self._conn.execute(
+                    f"SELECT key FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return self._conn.execute("SELECT 1 FROM answers WHERE key = ?", (key,)).fetchone() is not None
