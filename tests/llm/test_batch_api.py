@@ -204,3 +204,20 @@ def test_vllm_run_batch_results_are_read_with_their_request_file(tmp_path):
         assert report.stored == 3 and report.failed["error"] == 1 and batch_api.unanswered(f["path"], cache) == 1
         table = run_grid(pairs.iloc[:3], personas, catalog=CATALOG, backend=backend, cache=cache, progress=False)
     assert table.attrs["run_stats"]["calls"] == 0 and (table["n_valid"] == 1).all()
+
+
+def test_the_cli_submits_collects_and_reports(world, capsys):
+    from vpersona.report.cli import main
+    fake, client, backend, cache, run = world
+    pairs, personas = grid()
+    (run / "data").mkdir(parents=True)
+    pairs.to_csv(run / "data" / "pairs.csv", index=False)
+    personas.to_csv(run / "data" / "personas.csv", index=False)
+    common = ["--cache", str(cache.path)]
+    assert main(["batch", "submit", str(run), "--model", "m", "--base-url", fake.url, "--seed", "0", *common]) == 0
+    assert "-> batch-1" in capsys.readouterr().out
+    assert main(["batch", "collect", str(run), "--poll", "0.01", *common]) == 0
+    assert "12 answers stored" in capsys.readouterr().out
+    assert main(["batch", "status", str(run), *common]) == 0 and "'completed'" in capsys.readouterr().out
+    assert main(["batch", "status", str(run / "nowhere"), *common]) == 1
+    assert "run `vpersona batch submit" in capsys.readouterr().err
