@@ -120,9 +120,12 @@ def main(argv=None) -> int:
                 continue
             tree = args.tree_new if impl == "new" else (args.tree or args.tree_new)
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
-            out = subprocess.run([sys.executable, __file__, "--one", str(n), impl], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
+            proc = subprocess.run([sys.executable, __file__, "--one", str(n), impl], env=env,
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                print(f"{impl} at {n} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(" | ".join(f"{k}={v}" for k, v in results[-1].items()), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
