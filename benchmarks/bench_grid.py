@@ -118,7 +118,7 @@ def main(argv=None) -> int:
         for impl in impls:
             if impl == "old" and args.skip_old_above and n > args.skip_old_above:
                 continue
-            tree = args.tree_new if impl == "new" else (args.tree or args.tree_new)
+            tree = args.tree_new if impl.startswith("new") else (args.tree or args.tree_new)
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
             proc = subprocess.run([sys.executable, __file__, "--one", str(n), impl], env=env,
                                   capture_output=True, text=True)
