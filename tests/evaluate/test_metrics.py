@@ -134,3 +134,18 @@ def test_summarise_means_and_seeded_bootstrap_intervals():
 def test_summarise_rejects_unknown_grouping():
     with pytest.raises(ValueError, match="not columns"):
         summarise(pd.DataFrame({"country": ["A"], "jsd": [0.1]}), by=("method", "country"))
+
+
+def test_summarise_counts_items_not_cells_and_names_its_unit():
+    # 6 items shared by 5 countries, a strong item effect: the item interval is wider than the cell one
+    rng = np.random.default_rng(2)
+    item_effect = rng.normal(0, 0.2, 6)
+    cells = pd.DataFrame({"method": "m", "country": np.repeat(list("ABCDE"), 6), "item": np.tile(range(6), 5)})
+    cells["jsd"] = 0.5 + item_effect[cells["item"]] + rng.normal(0, 0.01, len(cells))
+    by_items = summarise(cells, by="method", n_boot=1000).iloc[0]
+    by_cells = summarise(cells, by="method", unit="cells", n_boot=1000).iloc[0]
+    assert (by_items["n_cells"], by_items["n_items"], by_items["n_countries"], by_items["unit"]) == (30, 6, 5, "items")
+    assert by_items["jsd"] == pytest.approx(by_cells["jsd"])
+    assert (by_items["jsd_hi"] - by_items["jsd_lo"]) > 1.8 * (by_cells["jsd_hi"] - by_cells["jsd_lo"])
+    per_country = summarise(cells, by=["method", "country"], unit="countries", n_boot=100)
+    assert per_country["jsd_lo"].isna().all()  # one country per group: nothing to resample

@@ -5,7 +5,7 @@ import pytest
 
 from vpersona.core.distributions import from_matrix, to_matrix
 from vpersona.evaluate.metrics import score
-from vpersona.evaluate.references import (average_draws, global_reference, human_sample_distributions,
+from vpersona.evaluate.references import (average_draws, global_reference, human_sample_distributions, reference_distributions,
                                  regression_reference, uniform_reference, value_features)
 from vpersona.data.survey import Survey
 from vpersona.data.targets import human_distributions
@@ -105,3 +105,24 @@ def test_value_features_numeric_and_onehot_with_missing_indicator():
     assert F1.shape[1] == 5 and F1[0].tolist() == [0, 0, 0, 0, 1]
     with pytest.raises(ValueError, match="encoding"):
         value_features(s, ["Q46"], encoding="ordinal")
+
+
+def test_reference_distributions_like_for_like_with_persona_draws():
+    s = linked_survey()
+    human = human_distributions(s, ["Q1"])
+    rng = np.random.default_rng(0)
+    # 3 draws per country, all with Q46 = 4 (so Q1 = 4 for the sampled respondents)
+    draws = pd.concat([pd.DataFrame({"country": c, "draw": range(3), "respondent": rng.choice(
+        s.responses.index[(s.responses["country"] == c) & (s.responses["Q46"] == 4)], 3)})
+        for c in ["AUS", "NZL", "NGA", "BRA"]], ignore_index=True)
+    refs = reference_distributions(s, human, ["Q1"], sizes=(25,), n_draws=2, draws=draws,
+                                   value_items=["Q46", "Q57"], encoding="onehot")
+    assert {"human-3", "human-25", "regression", "regression-all"} <= set(refs["method"])
+    reg = refs[refs["method"] == "regression"].set_index("country")
+    assert (reg["p4"] > 0.8).all()  # predicts from the 3 sampled respondents, not the country
+    plain = regression_reference(s, ["Q1"], value_items=["Q46", "Q57"], encoding="onehot").drop(columns="method")
+    every = refs.loc[refs["method"] == "regression-all", plain.columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(every, plain.reset_index(drop=True), check_dtype=False)
+    no_draws = reference_distributions(s, human, ["Q1"], sizes=(25,), n_draws=2, n_personas=7,
+                                       value_items=["Q46", "Q57"])
+    assert set(no_draws["method"]) == {"uniform", "global", "human-7", "human-25", "regression"}

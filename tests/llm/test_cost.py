@@ -92,6 +92,9 @@ def test_estimate_grid_cost_counts_prompts_and_prices_them(tmp_path):
     assert est["total_usd"] == pytest.approx(est["prompt_tokens"] * 1e-6 + 6 * 2e-6)
     unknown = estimate_grid_cost(personas, pairs, model="m", catalog=load_catalog())
     assert unknown["total_usd"] is None and unknown["n_prompts"] == 3
+    # order debiasing multiplies the prompts: pair = 2 per question, cyclic = K (Q6 and Q29 have 4)
+    assert estimate_grid_cost(personas, pairs, model="m", catalog=load_catalog(), order="pair")["n_prompts"] == 6
+    assert estimate_grid_cost(personas, pairs, model="m", catalog=load_catalog(), order="cyclic")["n_prompts"] == 12
     spent = run_cost({"prompt_tokens": 1_000_000, "completion_tokens": 0, "calls": 5}, model="m", prices=prices)
     assert spent["total_usd"] == pytest.approx(1.0) and spent["calls"] == 5
     assert run_cost({"prompt_tokens": 10}, model="m")["total_usd"] is None

@@ -6,7 +6,7 @@ import pytest
 
 from vpersona import load_catalog
 from vpersona.llm.backends.base import Reply
-from vpersona.llm.estimators import make_estimator, parse_leading_label
+from vpersona.llm.estimators import MIN_MASS, answer_weight, make_estimator, parse_leading_label
 from vpersona.llm.prompts import render
 
 CATALOG = load_catalog()
@@ -33,13 +33,27 @@ def test_logprobs_query_parameters():
         make_estimator("telepathy")
 
 
-def test_logprobs_sums_case_and_whitespace_variants():
-    top = {"A": math.log(0.3), " A": math.log(0.1), "a": math.log(0.05), " a": math.log(0.05),
-           "B": math.log(0.2), "The": math.log(0.2), "C": math.log(0.1)}
+def test_logprobs_sums_whitespace_variants_but_not_the_article_a():
+    # "a" / " a" are mostly the English article: counting them for label A is a first-option bias
+    top = {"A": math.log(0.3), " A": math.log(0.1), "A\n": math.log(0.05), "a": math.log(0.05), " a": math.log(0.05),
+           "B": math.log(0.2), " b": math.log(0.02), "The": math.log(0.2), "C": math.log(0.1)}
     a = make_estimator("logprobs").parse(reply_lp(top), P)
-    assert a.covered_mass == pytest.approx(0.8)
-    np.testing.assert_allclose(a.dist, [0.5 / 0.8, 0.2 / 0.8, 0.1 / 0.8, 0.0])
+    assert a.covered_mass == pytest.approx(0.75)
+    np.testing.assert_allclose(a.dist, [0.45 / 0.75, 0.2 / 0.75, 0.1 / 0.75, 0.0])
     assert a.n_valid == 1 and a.n_invalid == 0 and a.flags == frozenset()
+
+
+def test_low_mass_replies_are_weighted_by_mass_or_dropped():
+    est = make_estimator("logprobs")  # min_mass default 0.05
+    assert est.min_mass == MIN_MASS == 0.05
+    low = est.parse(reply_lp({"B": math.log(0.01), "I": math.log(0.9)}), P)
+    ok = est.parse(reply_lp({"B": math.log(0.06), "I": math.log(0.9)}), P)
+    assert low.flags == {"low_mass"} and ok.flags == frozenset()
+    assert answer_weight(low, 0.05, "weight") == pytest.approx(0.2)
+    assert answer_weight(low, 0.05, "drop") == 0.0
+    assert answer_weight(ok, 0.05, "weight") == answer_weight(ok, 0.05, "drop") == 1.0
+    with pytest.raises(ValueError, match="LOW_MASS"):
+        answer_weight(ok, 0.05, "ignore")
 
 
 def test_logprobs_maps_presented_order_back_to_catalog():

@@ -85,7 +85,8 @@ def test_table_shape_and_columns(tmp_path):
     with AnswerCache(tmp_path / "c.sqlite") as cache:
         table = run_grid(pairs, personas, catalog=CATALOG, backend=FakeBackend(), cache=cache, progress=False)
     assert list(table.columns) == (list(pairs.columns) + ["replicate", "K"] + prob_columns()
-                                   + ["covered_mass", "n_valid", "n_invalid", "flags", "prompt_hash", "rendered_hash"])
+                                   + ["covered_mass", "n_valid", "n_invalid", "answer_weight", "flags", "prompt_hash",
+                                      "rendered_hash"])
     assert table[list(pairs.columns)].equals(pairs)  # same rows, same (persona-major) order
     assert table["K"].tolist() == [CATALOG[i].n_options for i in pairs["item"]]
     P = table[prob_columns()].to_numpy()

@@ -13,6 +13,7 @@ from vpersona.llm.backends.base import cache_key
 from vpersona.llm.cache import AnswerCache
 from vpersona.llm.estimators import make_estimator
 from vpersona.llm.grid import derived_seed, iter_plans, plan_requests, run_grid, stream_grid
+from vpersona.llm.orderings import orderings
 from vpersona.llm.prompts import render
 
 
@@ -27,7 +28,8 @@ FakeBackend, persona_plan = _grid_tests().FakeBackend, _grid_tests().persona_pla
 CATALOG = load_catalog()
 DATA = Path(__file__).parent / "data"
 CASES = [("fixed", "logprobs", {}), ("reversed", "logprobs", {}), ("random", "logprobs", {}),
-         ("random", "sample", {"n": 3}), ("fixed", "verbalized", {})]
+         ("random", "sample", {"n": 3}), ("fixed", "verbalized", {}), ("pair", "logprobs", {}),
+         ("cyclic", "logprobs", {"contextual": True})]
 
 
 def golden_plan():
@@ -102,20 +104,24 @@ def test_fast_planner_equals_render_make_query_cache_key(order, estimator, kw):
     n = 0
     for plan in iter_plans(pairs, personas, catalog=CATALOG, backend_identity=identity, estimator=estimator,
                            order=order, seed=3, replicates=2, chunk_rows=4, **kw):
-        for row, j in zip(plan.rows.itertuples(), plan.row_request):
-            req = plan.requests[j]
-            seed = derived_seed(3, row.persona_id) if order == "random" else None
-            prompt = render(text[row.persona_id], CATALOG[row.item], estimator=estimator, order=order, order_seed=seed)
-            params = {"seed": derived_seed(3, "replicate", row.replicate)} if est.uses_seed else {}
-            query = est.make_query(prompt, **params)
-            assert req.prompt == prompt and req.query == query and req.replicate == row.replicate
-            assert req.key == cache_key(identity, query, estimator, row.replicate)
-            n += 1
-    assert n == 2 * len(pairs)
+        for row, ids in zip(plan.rows.itertuples(), plan.row_requests):
+            item = CATALOG[row.item]
+            perms = orderings(item.n_options, order, seed=3, country=row.country, persona=row.persona_id,
+                              item=row.item, replicate=row.replicate)
+            assert len(ids) == len(perms)
+            for j, perm in zip(ids, perms):
+                req = plan.requests[j]
+                prompt = render(text[row.persona_id], item, estimator=estimator, option_index=perm)
+                params = {"seed": derived_seed(3, "replicate", row.replicate)} if est.uses_seed else {}
+                query = est.make_query(prompt, **params)
+                assert req.prompt == prompt and req.query == query and req.replicate == row.replicate
+                assert req.key == cache_key(identity, query, estimator, row.replicate)
+                n += 1
+    assert n >= 2 * len(pairs)
 
 
 def test_planner_self_check_catches_a_disagreement(monkeypatch):
-    import vpersona.llm.grid as grid
+    import vpersona.llm.grid_plan as grid
     pairs, personas = persona_plan(n_personas=1)
     monkeypatch.setattr(grid, "cache_key", lambda *a: "not the planner's key")
     with pytest.raises(RuntimeError, match="internal error"):

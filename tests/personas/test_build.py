@@ -10,8 +10,10 @@ import pytest
 
 from vpersona import load_catalog
 from vpersona.personas.descriptors import load_descriptors
-from vpersona.personas.build import (build_personas, load_persona_templates, persona_id, persona_text,
-                               sample_respondents, usable_profiles)
+from vpersona.personas.build import build_personas, persona_id
+from vpersona.personas.sampling import sample_respondents, usable_profiles
+from vpersona.personas.templates import load_persona_templates
+from vpersona.personas.texts import persona_text
 from vpersona.data.survey import Survey
 
 CATALOG = load_catalog()

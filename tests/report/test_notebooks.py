@@ -100,12 +100,14 @@ def test_executed_notebooks_say_synthetic(smoke_run):
     assert "SYNTHETIC respondents" in text
 
 
+@pytest.mark.full
 def test_failing_cell_names_notebook_and_cell(tmp_path):
     config = load_config("smoke", {"COUNTRIES": "[XYZ]"})
     with pytest.raises(RunFailed, match=r"01_data_prep\.ipynb failed in cell \d+ .*XYZ"):
         run(config, "bad", output_dir=tmp_path, progress=False, log=lambda *_: None)
 
 
+@pytest.mark.full
 def test_cli_exits_nonzero_on_a_failing_notebook(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vpersona.report.cli", "run", "--config", "smoke", "-p", "COUNTRIES", "[XYZ]",
                            "--output-dir", str(tmp_path), "--quiet"], capture_output=True, text=True, cwd=ROOT)
@@ -131,6 +133,7 @@ def test_every_parameter_line_is_understood_by_papermill():
         assert list(pm.inspect_notebook(str(path))) == names, path.name
 
 
+@pytest.mark.full
 def test_plain_papermill_runs_a_notebook(tmp_path):
     out = tmp_path / "run"
     pm.execute_notebook(str(ROOT / "notebooks" / "01_data_prep.ipynb"), str(tmp_path / "01.ipynb"),
@@ -139,6 +142,7 @@ def test_plain_papermill_runs_a_notebook(tmp_path):
     assert (out / "tables" / "01_human_targets.csv").exists()
 
 
+@pytest.mark.full
 def test_paper_config_reads_an_official_layout_file_and_stops_before_paying(tmp_path, monkeypatch):
     """The `paper` route on a file in the official WVS-7 layout (here a small SYNTHETIC one, since
     real data can't ship): human targets from respondents, and no request before CONFIRM_COST."""

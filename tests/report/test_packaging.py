@@ -42,7 +42,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     assert blocks, "README has no command block"
     first = blocks[0]
     assert "make demo" in first and "make test" in first
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test-all" in first and "make test-all" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_package_data_present():

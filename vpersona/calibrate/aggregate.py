@@ -8,7 +8,11 @@ distribution is missing (NaN in p1..pK, e.g. a refusal or an unparseable answer,
 1. Replicates of the same persona and item are averaged (valid replicates only).
 2. The cell's distribution (country, item, kind) is the multiplicity-weighted mean of its
    personas' distributions: identical persona texts were queried once and stand for
-   ``multiplicity`` sampled respondents (METHOD §2.4, §2.7).
+   ``multiplicity`` sampled respondents (docs/method.md, section 3).
+
+When the table has the grid's ``answer_weight`` column (< 1 for replies below the estimator's
+``min_mass`` under ``LOW_MASS: weight``, 0 for dropped ones), replicates are averaged with that
+weight and a persona's weight in its cell is its multiplicity times its mean answer weight.
 
 ``n_personas`` counts the sampled personas of the cell (multiplicities summed, so duplicates
 count), ``n_valid_personas`` those with at least one valid replicate, ``n_distinct_personas`` the
@@ -67,9 +71,16 @@ def persona_distributions(answers: pd.DataFrame) -> pd.DataFrame:
     if "covered_mass" in df.columns:
         df["covered_mass"] = df["covered_mass"].where(df["_valid"])
         agg["covered_mass"] = ("covered_mass", "mean")
+    weighted = "answer_weight" in df.columns
+    if weighted:
+        df["answer_weight"] = df["answer_weight"].where(df["_valid"])
+        agg["answer_weight"] = ("answer_weight", "mean")
+        df[cols] = df[cols].mul(df["answer_weight"], axis=0)
     grouped = df.groupby(keys, sort=True)
     out = grouped.agg(**agg)
     out[cols] = grouped[cols].mean()  # pandas' mean skips NaN: averages valid replicates only
+    if weighted:  # weighted mean over valid replicates = mean(w p) / mean(w)
+        out[cols] = out[cols].div(out["answer_weight"].where(out["answer_weight"] > 0), axis=0)
     return out.reset_index()
 
 
@@ -84,12 +95,16 @@ def aggregate(answers: pd.DataFrame) -> pd.DataFrame:
     cols = prob_columns()
     valid = personas["n_valid_replicates"] > 0
     w = personas["multiplicity"].to_numpy(dtype=float)
-    wv = np.where(valid, w, 0.0)
-    weighted = personas[cols].fillna(0.0).to_numpy() * wv[:, None]
+    aw = personas["answer_weight"].fillna(0.0).to_numpy() if "answer_weight" in personas.columns else np.ones(len(w))
+    valid &= aw > 0
+    wv = np.where(valid, w, 0.0)  # respondents the valid personas stand for
+    ww = wv * aw  # their weight in the cell's mean
+    weighted = personas[cols].fillna(0.0).to_numpy() * ww[:, None]
     frame = personas[list(CELL_KEYS) + ["K"]].copy()
     frame[cols] = weighted
     frame["n_personas"] = w
     frame["n_valid_personas"] = wv
+    frame["_weight"] = ww
     frame["n_distinct_personas"] = 1
     if "covered_mass" in personas.columns:
         frame["covered_mass"] = personas["covered_mass"].fillna(0.0).to_numpy() * wv
@@ -99,7 +114,7 @@ def aggregate(answers: pd.DataFrame) -> pd.DataFrame:
         {"K": "first", **{c: "sum" for c in frame.columns if c not in (*CELL_KEYS, "K")}}).reset_index()
     n_valid = sums["n_valid_personas"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        P = sums[cols].to_numpy() / n_valid[:, None]
+        P = sums[cols].to_numpy() / sums["_weight"].to_numpy()[:, None]
     P[n_valid == 0] = np.nan
     out = from_matrix(sums[list(CELL_KEYS)], P, sums["K"])
     out.loc[n_valid == 0, cols] = np.nan

@@ -115,8 +115,8 @@ def respondent_truth(pairs: pd.DataFrame, personas: pd.DataFrame, leakage: pd.Da
 
     ``pairs``, ``personas``, ``leakage``: the persona plan's tables (each pair is asked of the
     persona variant without its target's leakage items, and the variant lists its respondents,
-    one entry per draw). Returns persona_id, country, kind, item, answer (WVS code), weight; a
-    respondent who did not answer the item gives no row.
+    one entry per draw). Returns persona_id, country, kind, item, answer (WVS code), weight and
+    respondent (id); a respondent who did not answer the item gives no row.
     """
     dropped = {(r.item, r.kind): r.dropped_items for r in leakage.itertuples(index=False) if isinstance(r.dropped_items, str)}
     wanted = pairs.assign(excluded=[dropped.get((i, k), "") for i, k in zip(pairs["item"], pairs["kind"])])
@@ -134,7 +134,7 @@ def respondent_truth(pairs: pd.DataFrame, personas: pd.DataFrame, leakage: pd.Da
     weights = np.where(r >= 0, responses["weight"].to_numpy(dtype=float)[np.maximum(r, 0)], np.nan)
     out = pd.DataFrame({"persona_id": rows["persona_id"].to_numpy(), "country": rows["country"].to_numpy(),
                         "kind": rows["kind"].to_numpy(), "item": rows["item"].to_numpy(), "answer": values,
-                        "weight": weights})
+                        "weight": weights, "respondent": rows["respondent"].to_numpy()})
     return out[~np.isnan(out["answer"])].astype({"answer": int}).reset_index(drop=True)
 
 
@@ -159,7 +159,7 @@ def mixing_loglik(answers: pd.DataFrame, mixed: pd.DataFrame, truth: pd.DataFram
     """Held-out score of persona mixing, one row per (kind, fold) of :func:`cross_fit`'s output:
     the mean log-likelihood of the respondents' real answers under the raw and the mixed personas."""
     rows = []
-    for (kind, fold), part in mixed.groupby(["kind", "fold"], sort=True):
+    for (kind, fold), part in (mixed.groupby(["kind", "fold"], sort=True) if len(mixed) else []):
         cells = part[["country", "item"]].drop_duplicates()
         raw = answers[answers["kind"] == kind].merge(cells, on=["country", "item"])
         t = truth[truth["kind"] == kind].merge(cells, on=["country", "item"])

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from vpersona.core.seeds import rng
+
 CELL = ["country", "item"]
 
 
@@ -34,7 +36,7 @@ def _shuffled_groups(values, n_groups: int, seed: int, what: str) -> list[list]:
     values = sorted(set(values))
     if not 2 <= n_groups <= len(values):
         raise ValueError(f"cannot make {n_groups} folds of {len(values)} {what}; expected 2..{len(values)}")
-    order = np.random.default_rng(seed).permutation(len(values))
+    order = rng(seed).permutation(len(values))
     return [sorted(values[i] for i in chunk) for chunk in np.array_split(order, n_groups)]
 
 

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator
 
 from vpersona.calibrate.aggregate import valid_rows
 from vpersona.data.catalog import Catalog, load_catalog, ordered_mask
-from vpersona.core.distributions import KMAX, entropy, from_matrix, jsd, normalise, prob_columns, sd_answer, to_matrix
+from vpersona.core.distributions import KMAX, entropy, from_matrix, jsd, mean_answer, normalise, prob_columns, sd_answer, to_matrix
 
 OBJECTIVES = ("jsd", "diversity")
 X = np.arange(KMAX, dtype=float)
@@ -229,3 +229,16 @@ class MeanPreservingTemperature(BaseEstimator):
         Pc = mean_preserving_temperature(P, _tau_per_row(self.tau_, K), ordered)
         out.loc[ok, prob_columns()] = from_matrix(out.loc[ok, []], Pc, K)[prob_columns()].to_numpy()
         return out
+
+
+def mean_shift(before: pd.DataFrame, after: pd.DataFrame, *, keys=("method", "country", "item"),
+               catalog: Catalog | None = None) -> dict:
+    """How far calibration moved the mean answer on ordered items (it should not move it at all):
+    the largest |shift| over the cells of ``after``, with the numbers of ordered and nominal cells."""
+    keys = list(keys)
+    after = after.sort_values(keys).reset_index(drop=True)
+    before = before.merge(after[keys], on=keys).sort_values(keys).reset_index(drop=True)
+    ordered = ordered_mask(after["item"], catalog)
+    shift = np.abs(mean_answer(to_matrix(before)[0]) - mean_answer(to_matrix(after)[0]))[ordered]
+    return {"max_shift": float(shift.max()) if len(shift) else 0.0,
+            "n_ordered": int(ordered.sum()), "n_nominal": int((~ordered).sum())}

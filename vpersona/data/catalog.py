@@ -6,15 +6,14 @@ The catalog is package data (``vpersona/resources/items.yaml``), built from the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from vpersona.core.distributions import KMAX
+from vpersona.core.package_data import read_yaml, resource_yaml
 
 ROLES = ("value", "component", "target", "demographic")
 SCALES = ("ordinal", "nominal", "binary", "numeric")
@@ -48,7 +47,7 @@ class Item:
         return self.scale in ("ordinal", "binary")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: functools.cache keys on it
 class Catalog:
     items: dict[str, Item] = field(default_factory=dict)
 
@@ -118,17 +117,16 @@ def _parse(data: dict) -> Catalog:
     return Catalog(items)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_default() -> Catalog:
-    text = resources.files("vpersona").joinpath("resources/items.yaml").read_text(encoding="utf-8")
-    return _parse(yaml.safe_load(text))
+    return _parse(resource_yaml("items.yaml"))
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load the bundled catalog, or a catalog YAML of the same layout from ``path``."""
     if path is None:
         return _load_default()
-    return _parse(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    return _parse(read_yaml(path))
 
 
 def option_positions(items, catalog: Catalog) -> pd.DataFrame:
@@ -150,3 +148,15 @@ def ordered_mask(items, catalog: Catalog | None = None) -> np.ndarray:
     items = pd.Series(np.asarray(items, dtype=object))
     lookup = {code: catalog[code].is_ordered for code in items.unique()}
     return items.map(lookup).to_numpy(dtype=bool)
+
+
+def resolve_targets(target_items, catalog: Catalog) -> list[str]:
+    """A run's ``TARGET_ITEMS``: ``"all"`` (every target item of the catalog) or a list of codes."""
+    return catalog.codes("target") if target_items == "all" else catalog.check(list(target_items), role="target")
+
+
+def items_table(codes, catalog: Catalog) -> pd.DataFrame:
+    """One row per item: module, scale, number of options K, short label and leakage proxies."""
+    return pd.DataFrame([{"item": c, "module": catalog[c].module, "scale": catalog[c].scale,
+                          "K": catalog[c].n_options, "label": catalog[c].label,
+                          "proxies": ", ".join(catalog[c].proxies)} for c in codes])

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import orthogonal_procrustes
 
 from vpersona.data.catalog import load_catalog
 from vpersona.core.package_data import package_table
@@ -50,7 +51,9 @@ PUBLISHED_COLUMNS = {"trad_secular": "traditional_secular", "surv_selfexp": "sur
 def varimax(loadings: np.ndarray, *, normalize: bool = True, max_iter: int = 1000,
             tol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
     """Varimax rotation (Kaiser 1958). Returns ``(rotated loadings, rotation matrix)`` with
-    ``rotated = loadings @ rotation``; ``normalize`` applies Kaiser row normalisation."""
+    ``rotated = loadings @ rotation``; ``normalize`` applies Kaiser row normalisation.
+
+    Written here because scipy has no varimax and scikit-learn's (inside FactorAnalysis) is private."""
     L = np.asarray(loadings, dtype=float)
     h = np.sqrt((L ** 2).sum(axis=1)) if normalize else np.ones(L.shape[0])
     h = np.where(h > 0, h, 1.0)
@@ -71,8 +74,7 @@ def varimax(loadings: np.ndarray, *, normalize: bool = True, max_iter: int = 100
 def target_rotation(loadings: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Orthogonal Procrustes rotation of ``loadings`` toward ``target`` (Schoenemann 1966).
     Returns ``(rotated loadings, rotation matrix)`` with ``rotated = loadings @ rotation``."""
-    u, _, vt = np.linalg.svd(np.asarray(loadings, float).T @ np.asarray(target, float))
-    rotation = u @ vt
+    rotation, _ = orthogonal_procrustes(np.asarray(loadings, float), np.asarray(target, float))
     return loadings @ rotation, rotation
 
 
@@ -239,3 +241,12 @@ def _name_and_orient(rotated: np.ndarray, rotation: np.ndarray):
             rotated[:, j] *= -1
             rotation[:, j] *= -1
     return rotated, rotation
+
+
+def map_positions(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Long table for the IW map (country, trad_secular, surv_selfexp, source) from
+    :func:`compare_with_published`'s table: this data's positions (``source=label``) and the published ones."""
+    dims = list(DIMENSIONS)
+    ours = table[["country", *dims]].assign(source=label)
+    published = table[["country", *[f"published_{d}" for d in dims]]].set_axis(["country", *dims], axis=1)
+    return pd.concat([ours, published.assign(source="published IVS map")]).dropna().reset_index(drop=True)

@@ -27,7 +27,6 @@ from vpersona.core.distributions import KMAX, from_matrix
 from vpersona.core.package_data import package_table
 from vpersona.data.survey import Survey
 
-TARGET_COLUMNS = ("country", "item")
 
 
 def _table_from_long(long: pd.DataFrame, share: str, n: str, n_weighted: str | None) -> pd.DataFrame:
@@ -130,3 +129,11 @@ def human_targets(survey: Survey, items, source: str = "auto", *, catalog: Catal
     else:
         table = human_distributions(survey, items, catalog=catalog)
     return table.sort_values(["country", "item"]).reset_index(drop=True), used
+
+
+def coverage(human: pd.DataFrame, countries, items, *, catalog: Catalog | None = None):
+    """Cells per country and module, and the (country, item) pairs without a target (not asked)."""
+    catalog = catalog or load_catalog()
+    table = pd.crosstab(human["country"], human["item"].map(lambda c: catalog[c].module))
+    have = set(zip(human["country"], human["item"]))
+    return table, [(c, i) for c in countries for i in items if (c, i) not in have]

@@ -9,7 +9,10 @@
 - :func:`group_gap` — per method, the mean error of underrepresented minus aligned countries
   (each country's mean over its items first, then the mean over the group's countries, so a
   country weighs the same whatever number of items it has); :func:`gap_change` — how a gap moves
-  between two methods (e.g. value vs none, calibrated vs uncalibrated).
+  between two methods (e.g. value vs none, calibrated vs uncalibrated). :func:`gap_intervals`
+  gives both with bootstrap intervals: by default resampling countries *within* each group (the
+  gap is a contrast between two groups of countries, so its uncertainty is which countries stand
+  for each group; group sizes stay fixed), the change paired (the same resample for both methods).
 - :func:`divergence_ratio` — per item, the mean pairwise JS distance between countries'
   predicted distributions over the same for human distributions (countries both have), then
   averaged over items. 1 is ideal; < 1 countries collapse together, > 1 stereotyping.
@@ -28,6 +31,8 @@ from vpersona.core.distributions import entropy, mean_answer, to_matrix
 from vpersona.data.catalog import ordered_mask
 from vpersona.data.countries import zones  # noqa: F401  (re-exported: the grouping rule reads it)
 from vpersona.core.package_data import package_table
+from vpersona.core.seeds import rng
+from vpersona.evaluate.bootstrap import check_unit
 
 ALIGNED_ZONES = ("English-speaking", "Protestant Europe")
 ALIGNED, UNDERREPRESENTED = "aligned", "underrepresented"
@@ -89,6 +94,95 @@ def gap_change(gaps: pd.DataFrame, pairs, *, by: str = "method") -> pd.DataFrame
         if missing:
             raise ValueError(f"methods {missing} are not in the gap table ({list(g.index)})")
         rows.append({"to": to, "from": frm, "gap_to": g[to], "gap_from": g[frm], "change": g[to] - g[frm]})
+    return pd.DataFrame(rows)
+
+
+GAP_UNITS = ("countries", "items", "both")
+
+
+def _country_means(cells: pd.DataFrame, methods, metric: str, countries, items) -> tuple[np.ndarray, np.ndarray]:
+    """(methods, items, countries) values (0 where absent) and the 0/1 presence, cells both methods have."""
+    V = np.zeros((len(methods), len(items), len(countries)))
+    M = np.zeros_like(V)
+    for k, m in enumerate(methods):
+        sub = cells[(cells["method"] == m) & cells[metric].notna()]
+        i, c = pd.Index(items).get_indexer(sub["item"]), pd.Index(countries).get_indexer(sub["country"])
+        ok = (i >= 0) & (c >= 0)
+        V[k, i[ok], c[ok]] = sub[metric].to_numpy(dtype=float)[ok]
+        M[k, i[ok], c[ok]] = 1.0
+    shared = M.prod(axis=0)  # compare methods on the same cells only
+    return V * shared, np.broadcast_to(shared, V.shape).copy()
+
+
+def _boot_gaps(V, M, under: np.ndarray, unit: str, n_boot: int, seed) -> np.ndarray:
+    """(boot, methods) gaps under item and/or within-group country resampling.
+
+    Hand-written: scipy.stats.bootstrap draws either one index shared by paired samples or an
+    independent one per sample, not item and stratified country weights over a crossed table
+    shared by several methods (which the paired change needs)."""
+    gen = rng(seed)
+    n_m, n_i, n_c = V.shape
+    A = np.ones((n_boot, n_i))
+    if unit in ("items", "both"):
+        A = np.stack([np.bincount(r, minlength=n_i) for r in gen.integers(0, n_i, (n_boot, n_i))]).astype(float)
+    B = np.ones((n_boot, n_c))
+    if unit in ("countries", "both"):
+        B = np.zeros((n_boot, n_c))
+        for members in (np.flatnonzero(under), np.flatnonzero(~under)):  # resample within each group
+            draws = members[gen.integers(0, len(members), (n_boot, len(members)))]
+            np.add.at(B, (np.arange(n_boot)[:, None], draws), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cm = np.einsum("bi,mic->bmc", A, V) / np.einsum("bi,mic->bmc", A, M)  # country means
+    cm = np.nan_to_num(cm)
+    gap = np.zeros((n_boot, n_m))
+    for sign, g in ((1.0, under), (-1.0, ~under)):
+        Bg = B * g[None, :]
+        gap += sign * np.einsum("bmc,bc->bm", cm, Bg) / Bg.sum(axis=1, keepdims=True)
+    return gap
+
+
+def gap_intervals(cells: pd.DataFrame, groups: pd.Series, methods, pairs=(), *, metric: str = "jsd",
+                  unit: str = "countries", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Gap (underrepresented - aligned) per method and its change per (a, b) pair, with intervals.
+
+    All methods in one call are compared on the (country, item) cells they all have, so a gap and
+    a change agree with each other. ``unit``: ``"countries"`` (default: resample countries within
+    each group), ``"items"``, or ``"both"``. Rows: ``what`` ("gap" / "change"), ``a``, ``b`` (empty
+    for a gap), ``metric``, ``unit``, ``estimate``, ``lo``, ``hi``, ``n_aligned``,
+    ``n_underrepresented``, ``n_items``. A "change" is ``gap[a] - gap[b]``; a "narrowing" is
+    ``|gap[a]| - |gap[b]|`` (negative = a's gap is closer to 0, whatever its sign).
+    """
+    if unit not in GAP_UNITS:
+        check_unit(unit)
+        raise ValueError(f"a gap's bootstrap unit must be one of {list(GAP_UNITS)}, got {unit!r}")
+    methods = list(dict.fromkeys([*methods, *(m for p in pairs for m in p)]))
+    absent = sorted(set(methods) - set(cells["method"]))
+    if absent:
+        raise ValueError(f"methods {absent} are not in the cell table ({sorted(cells['method'].unique())})")
+    unknown = sorted(set(cells["country"]) - set(groups.index))
+    if unknown:
+        raise ValueError(f"countries {unknown} have no group; pass groups covering every scored country")
+    countries, items = sorted(set(cells["country"])), sorted(set(cells["item"]))
+    V, M = _country_means(cells, methods, metric, countries, items)
+    has = M[0].sum(axis=0) > 0
+    countries, V, M = [c for c, h in zip(countries, has) if h], V[:, :, has], M[:, :, has]
+    under = groups.reindex(countries).to_numpy() == UNDERREPRESENTED
+    if under.all() or not under.any():
+        raise ValueError("a gap needs scored countries in both groups (aligned and underrepresented)")
+    point = _boot_gaps(V, M, under, "none", 1, seed)[0]
+    boot = _boot_gaps(V, M, under, unit, n_boot, seed) if n_boot else np.full((1, len(methods)), np.nan)
+    q = 100 * (1 - level) / 2
+    rows = []
+    col = {m: k for k, m in enumerate(methods)}
+    wanted = [("gap", m, "", point[col[m]], boot[:, col[m]]) for m in methods] + \
+        [("change", a, b, point[col[a]] - point[col[b]], boot[:, col[a]] - boot[:, col[b]]) for a, b in pairs] + \
+        [("narrowing", a, b, abs(point[col[a]]) - abs(point[col[b]]), np.abs(boot[:, col[a]]) - np.abs(boot[:, col[b]]))
+         for a, b in pairs]
+    for what, a, b, est, dist in wanted:
+        lo, hi = np.nanpercentile(dist, [q, 100 - q]) if n_boot else (np.nan, np.nan)
+        rows.append({"what": what, "a": a, "b": b, "metric": metric, "unit": unit, "estimate": float(est),
+                     "lo": float(lo), "hi": float(hi), "n_aligned": int((~under).sum()),
+                     "n_underrepresented": int(under.sum()), "n_items": int((M[0].sum(axis=1) > 0).sum())})
     return pd.DataFrame(rows)
 
 

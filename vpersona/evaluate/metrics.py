@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vpersona.data.catalog import Catalog, load_catalog, ordered_mask
-from vpersona.core.distributions import KMAX, entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
+from vpersona.data.catalog import Catalog, ordered_mask
+from vpersona.core.distributions import entropy, jsd, mean_answer, normalise, sd_answer, to_matrix
+from vpersona.evaluate.bootstrap import check_unit, mean_interval
 
 METRICS = ("jsd", "w1", "mean_error", "diversity_ratio", "entropy_ratio")
 
@@ -90,72 +91,33 @@ def score(pred: pd.DataFrame, human: pd.DataFrame, *, catalog: Catalog | None = 
     return out
 
 
-def _resample_counts(seed: int, n: int, n_boot: int) -> np.ndarray:
-    """(n_boot, n) bootstrap counts: how often each of n rows is drawn in each resample.
+def summarise(cells: pd.DataFrame, by=("method", "country"), *, metrics=METRICS, unit: str = "items",
+              n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean of each metric per group with a cluster-bootstrap interval that resamples ``unit``.
 
-    Depends only on (seed, n): every group of n rows gets the same resampling of its (sorted)
-    rows, so a group's interval does not depend on which other groups exist, and all groups of
-    one size are resampled in one matrix product.
-    """
-    idx = np.random.default_rng([seed, n]).integers(0, n, size=(n_boot, n))
-    counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
-    return counts.reshape(n_boot, n).astype(float)
-
-
-def summarise(cells: pd.DataFrame, by=("method", "country"), *, metrics=METRICS, n_boot: int = 1000,
-              level: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Mean of each metric per group with a percentile bootstrap interval over the group's rows (items).
-
-    Columns: ``by`` + ``n_items`` + per metric ``<m>``, ``<m>_lo``, ``<m>_hi``. NaN values (e.g. w1 of
-    nominal items) are left out of that metric's mean (and of each resample's mean). Rows are
-    sorted by ``item`` within a group; resamples come from a generator seeded by (seed, group
-    size), so results depend only on the group's own rows.
+    ``unit`` (:mod:`vpersona.evaluate.bootstrap`): ``"items"`` (default), ``"countries"``,
+    ``"both"`` (two-way) or ``"cells"`` (as if independent: too narrow, for comparison only). A
+    unit that is constant within a group (countries within one country) gives NaN intervals.
+    Columns: ``by`` + ``unit`` + ``n_cells``, ``n_items``, ``n_countries`` + per metric ``<m>``,
+    ``<m>_lo``, ``<m>_hi``. NaN values (e.g. w1 of nominal items) are left out of that metric's
+    mean. Each group is resampled with a generator seeded by ``seed`` alone, so its interval does
+    not depend on which other groups exist.
     """
     by = [by] if isinstance(by, str) else list(by)
+    check_unit(unit)
     metrics = [m for m in metrics if m in cells.columns]
-    lacking = [c for c in by if c not in cells.columns]
+    lacking = [c for c in [*by, "country", "item"] if c not in cells.columns]
     if lacking:
-        raise ValueError(f"cannot summarise by {lacking}: not columns of the cell table ({list(cells.columns)})")
-    order = by + (["item"] if "item" in cells.columns and "item" not in by else [])
-    cells = cells.sort_values(order, kind="stable").reset_index(drop=True)
-    group_id = cells.groupby(by, sort=True).ngroup().to_numpy()
-    keys = cells.groupby(by, sort=True)[by[0]].size().index
-    sizes = np.bincount(group_id)
-    position = np.arange(len(cells)) - np.r_[0, np.cumsum(sizes)[:-1]][group_id]
-    V = cells[metrics].to_numpy(dtype=float)
-    ok = ~np.isnan(V)
-    Vz = np.where(ok, V, 0.0)
-    n_groups, n_m = len(sizes), len(metrics)
-    mean = np.full((n_groups, n_m), np.nan)
-    lo, hi = mean.copy(), mean.copy()
-    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    for n in np.unique(sizes):  # one matrix product per group size (usually one size)
-        gs = np.flatnonzero(sizes == n)
-        rows = np.full((len(gs), n), -1)
-        sel = np.isin(group_id, gs)
-        rows[np.searchsorted(gs, group_id[sel]), position[sel]] = np.flatnonzero(sel)
-        num, den = Vz[rows], ok[rows].astype(float)  # (groups, n, metrics)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean[gs] = num.sum(axis=1) / den.sum(axis=1)
-            if n_boot:
-                C = _resample_counts(seed, int(n), n_boot)
-                boot = (C @ num.transpose(1, 0, 2).reshape(n, -1)) / (C @ den.transpose(1, 0, 2).reshape(n, -1))
-                q = _percentiles(boot, [lo_q, hi_q])
-                lo[gs], hi[gs] = q[0].reshape(len(gs), n_m), q[1].reshape(len(gs), n_m)
-    out = pd.DataFrame(list(keys) if len(by) > 1 else {by[0]: list(keys)}, columns=by)
-    out["n_items"] = sizes
-    for j, m in enumerate(metrics):
-        out[m], out[f"{m}_lo"], out[f"{m}_hi"] = mean[:, j], lo[:, j], hi[:, j]
-    return out
-
-
-def _percentiles(boot: np.ndarray, q) -> np.ndarray:
-    """Percentiles over resamples (axis 0); columns with NaN resamples use nanpercentile."""
-    out = np.full((len(q), boot.shape[1]), np.nan)
-    has_nan = np.isnan(boot).any(axis=0)
-    if (~has_nan).any():
-        out[:, ~has_nan] = np.percentile(boot[:, ~has_nan], q, axis=0)
-    some = has_nan & ~np.isnan(boot).all(axis=0)
-    if some.any():
-        out[:, some] = np.nanpercentile(boot[:, some], q, axis=0)
-    return out
+        raise ValueError(f"cannot summarise by {by}: {lacking} not columns of the cell table ({list(cells.columns)})")
+    rows = []
+    for key, group in cells.groupby(by, sort=True):
+        group = group.sort_values(["country", "item"], kind="stable")
+        ci = mean_interval(group, metrics, unit=unit, n_boot=n_boot, level=level, seed=seed)
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row.update(unit=unit, n_cells=len(group), n_items=group["item"].nunique(),
+                   n_countries=group["country"].nunique())
+        for m in metrics:
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = ci.loc[m, "mean"], ci.loc[m, "lo"], ci.loc[m, "hi"]
+        rows.append(row)
+    columns = [*by, "unit", "n_cells", "n_items", "n_countries", *(f"{m}{s}" for m in metrics for s in ("", "_lo", "_hi"))]
+    return pd.DataFrame(rows, columns=columns)

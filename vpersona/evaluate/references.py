@@ -13,11 +13,11 @@ All return distribution tables with a ``method`` column (score them with
   share of their valid answers; ``n_draws`` independent draws per N, in a ``draw`` column. Score
   each draw and average the metrics over draws (:func:`average_draws`): the distance a perfect
   N-persona method would still have from sampling alone.
-- ``regression``: a multinomial logistic regression (scikit-learn, lbfgs, L2 C=1) of each target
+- ``regression`` / ``regression-all``: a multinomial logistic regression (scikit-learn, lbfgs, L2 C=1) of each target
   item on the value profile, trained leave-country-out (all other countries' respondents,
   weighted by W_WEIGHT) and predicting the held-out country's distribution as the weighted mean
-  predicted probability over its respondents (or over a given persona sample, to mirror the
-  personas). Features (``encoding``): ``"numeric"`` (default) = each value item's option position
+  predicted probability over its respondents (``regression-all``) or over the very respondents
+  the personas were built from (``regression``, like for like with the persona methods). Features (``encoding``): ``"numeric"`` (default) = each value item's option position
   scaled to [0, 1] plus a 0/1 missing indicator (missing position set to 0); ``"onehot"`` = one
   column per option plus a missing indicator. Value items in the target's leakage set
   (``catalog.excluded_for``) are dropped from that target's features, as for personas.
@@ -25,7 +25,6 @@ All return distribution tables with a ``method`` column (score them with
 from __future__ import annotations
 
 import warnings
-import zlib
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from vpersona.data.catalog import Catalog, load_catalog, option_positions
+from vpersona.core.seeds import rng
 from vpersona.core.distributions import KMAX, from_matrix, to_matrix
 from vpersona.evaluate.metrics import METRICS
 from vpersona.data.survey import Survey
@@ -81,10 +81,6 @@ def _positions(survey: Survey, items, catalog: Catalog, what: str = "items") -> 
     return X, options
 
 
-def _rng(seed: int, *parts) -> np.random.Generator:
-    return np.random.default_rng([int(seed), *(zlib.crc32(str(p).encode()) for p in parts)])
-
-
 def human_sample_distributions(survey: Survey, items, sizes=HUMAN_N, *, n_draws: int = 20, seed: int = 0,
                                catalog: Catalog | None = None) -> pd.DataFrame:
     """``method="human-N"`` rows: distributions of weighted samples of N real respondents.
@@ -104,7 +100,7 @@ def human_sample_distributions(survey: Survey, items, sizes=HUMAN_N, *, n_draws:
         w = weight[rows] / weight[rows].sum()
         asked = ~np.isnan(X[rows]).all(axis=0)
         for n in sizes:
-            idx = rows[_rng(seed, c, n).choice(len(rows), size=(n_draws, n), replace=True, p=w)]
+            idx = rows[rng(seed, c, n).choice(len(rows), size=(n_draws, n), replace=True, p=w)]
             S = X[idx]  # (draws, n, items)
             valid = ~np.isnan(S)
             flat = (np.arange(n_draws)[:, None, None] * len(items) + np.arange(len(items))[None, None, :]) * KMAX \
@@ -156,7 +152,8 @@ def value_features(survey: Survey, value_items, *, encoding: str = "numeric",
 def regression_reference(survey: Survey, targets, value_items=None, *, encoding: str = "numeric",
                          sample: pd.DataFrame | None = None, folds: str = "country",
                          max_train_per_country: int | None = None, C: float = 1.0, max_iter: int = 100,
-                         tol: float = 1e-3, seed: int = 0, catalog: Catalog | None = None) -> pd.DataFrame:
+                         tol: float = 1e-3, seed: int = 0, catalog: Catalog | None = None,
+                         all_method: str | None = None) -> pd.DataFrame:
     """``method="regression"``: leave-country-out multinomial logistic model of value profile -> target.
 
     ``value_items``: default the catalog's value items (the ten IW items). ``sample``: optional
@@ -167,7 +164,9 @@ def regression_reference(survey: Survey, targets, value_items=None, *, encoding:
     stricter test). ``max_train_per_country``: train on at most that many respondents per country
     (seeded uniform subsample, weights kept), to bound the cost. ``tol``: lbfgs gradient
     tolerance (1e-3 moves mean JSD by < 0.003 against 1e-4 on the SYNTHETIC sample, at half the
-    time). ``result.attrs["dropped_features"]`` lists the value items removed per target for leakage.
+    time). ``all_method``: with a ``sample``, also predict from all respondents (weighted) with the
+    same fitted models, as rows of that method name (e.g. ``"regression-all"``).
+    ``result.attrs["dropped_features"]`` lists the value items removed per target for leakage.
     """
     catalog = catalog or load_catalog()
     targets = catalog.check(targets)
@@ -182,7 +181,9 @@ def regression_reference(survey: Survey, targets, value_items=None, *, encoding:
         raise ValueError("a leave-country-out regression needs respondents from at least two countries")
     fold_of = _folds(countries, folds)
     in_training = _training_subsample(country, max_train_per_country, seed)
-    pred_w = _prediction_weights(survey, sample, weight)
+    outputs = {"regression": _prediction_weights(survey, sample, weight)}
+    if all_method is not None and sample is not None:
+        outputs[all_method] = weight
     dropped, parts = {}, []
     for j, target in enumerate(targets):  # one model per (target item, held-out fold)
         leak = catalog.excluded_for(target) & set(value_items)
@@ -190,7 +191,7 @@ def regression_reference(survey: Survey, targets, value_items=None, *, encoding:
         cols = np.array([v not in leak for v, _ in names])
         Xt, y = F[:, cols], Y[:, j]
         has_y = ~np.isnan(y)
-        P = np.full((len(countries), KMAX), np.nan)
+        P = {name: np.full((len(countries), KMAX), np.nan) for name in outputs}
         for fold in sorted(set(fold_of.values())):
             held_out = np.isin(country, [c for c in countries if fold_of[c] == fold])
             train = has_y & ~held_out & in_training
@@ -199,12 +200,15 @@ def regression_reference(survey: Survey, targets, value_items=None, *, encoding:
                 held = country == c
                 if fold_of[c] != fold or not (has_y & held).any():  # not asked there: no cell
                     continue
-                w = pred_w[held]
-                P[i] = 0.0
-                P[i, model.classes_] = (w @ model.predict_proba(Xt[held])) / w.sum()
-        ok = ~np.isnan(P).any(axis=1)
-        keys = pd.DataFrame({"country": np.array(countries)[ok], "item": target, "method": "regression"})
-        parts.append(from_matrix(keys, P[ok], np.full(ok.sum(), int(K_of[target]))))
+                proba = model.predict_proba(Xt[held])
+                for name, pred_w in outputs.items():
+                    w = pred_w[held]
+                    P[name][i] = 0.0
+                    P[name][i, model.classes_] = (w @ proba) / w.sum()
+        for name, Pn in P.items():
+            ok = ~np.isnan(Pn).any(axis=1)
+            keys = pd.DataFrame({"country": np.array(countries)[ok], "item": target, "method": name})
+            parts.append(from_matrix(keys, Pn[ok], np.full(ok.sum(), int(K_of[target]))))
     out = pd.concat(parts, ignore_index=True)
     out.attrs.update(dropped_features=dropped, encoding=encoding, folds=folds)
     return out
@@ -230,7 +234,7 @@ def _training_subsample(country: np.ndarray, max_per_country: int | None, seed: 
     for c in sorted(set(country)):
         rows = np.flatnonzero(country == c)
         if len(rows) > max_per_country:
-            chosen = _rng(seed, c, "train").choice(rows, size=max_per_country, replace=False)
+            chosen = rng(seed, c, "train").choice(rows, size=max_per_country, replace=False)
             keep[np.setdiff1d(rows, chosen)] = False
     return keep
 
@@ -241,7 +245,10 @@ def _prediction_weights(survey: Survey, sample: pd.DataFrame | None, weight: np.
     lacking = [c for c in ("country", "respondent") if c not in sample.columns]
     if lacking:
         raise ValueError(f"sample lacks columns {lacking}; expected country, respondent (one row per draw)")
-    counts = sample["respondent"].value_counts()
+    ids = sample["respondent"]
+    if not pd.api.types.is_numeric_dtype(survey.responses.index) and pd.api.types.is_numeric_dtype(ids):
+        ids = ids.astype(str)  # ids read back from persona_draws.csv parse as numbers
+    counts = ids.value_counts()
     unknown = counts.index.difference(survey.responses.index)
     if len(unknown):
         raise ValueError(f"sample names respondents not in {survey.label}: {list(unknown[:5])}")
@@ -268,11 +275,32 @@ def _fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, C: float, max_iter: int, t
 
 def reference_distributions(survey: Survey, human: pd.DataFrame, targets, *, sizes=HUMAN_N, n_draws: int = 20,
                             seed: int = 0, regression: bool = True, catalog: Catalog | None = None,
+                            draws: pd.DataFrame | None = None, n_personas: int | None = None,
                             **regression_kwargs) -> pd.DataFrame:
-    """All reference rows (uniform, global, human-N, regression) for ``targets`` as one table."""
+    """All reference rows (uniform, global, human-N, regression) for ``targets`` as one table.
+
+    ``draws``: the respondents the personas were built from (``country, draw, respondent``, the
+    run folder's ``data/persona_draws.csv``). With it, ``regression`` predicts from those same
+    respondents (like for like with the persona methods) and ``regression-all`` from all of a
+    country's respondents; without it, ``regression`` is the all-respondents version.
+    ``n_personas`` (default: the number of draws per country in ``draws``) is always added to
+    ``sizes``, so ``human-N`` includes the personas' own N.
+    """
     human = human[human["item"].isin(list(targets))]
+    sizes = sorted(set(sizes) | _persona_sizes(draws, n_personas))
     parts = [uniform_reference(human), global_reference(human),
              human_sample_distributions(survey, targets, sizes, n_draws=n_draws, seed=seed, catalog=catalog)]
     if regression:
-        parts.append(regression_reference(survey, targets, catalog=catalog, **regression_kwargs))
+        parts.append(regression_reference(survey, targets, catalog=catalog, sample=draws,
+                                          all_method="regression-all", **regression_kwargs))
     return pd.concat(parts, ignore_index=True)
+
+
+def _persona_sizes(draws: pd.DataFrame | None, n_personas: int | None) -> set[int]:
+    if n_personas is not None:
+        return {int(n_personas)}
+    if draws is None:
+        return set()
+    if "country" not in draws.columns:
+        raise ValueError("draws lacks column 'country'; expected persona_draws.csv (country, draw, respondent)")
+    return {int(n) for n in draws.groupby("country").size().unique()}

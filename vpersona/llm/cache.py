@@ -258,3 +258,10 @@ def _refuse_non_sqlite(path: Path) -> None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def resolve_cache_path(cache_path: str | Path, run_dir: str | Path) -> Path:
+    """A run's ``CACHE_PATH``: ``"auto"`` is ``llm_cache.sqlite`` beside the run folders (shared by
+    every run under the same outputs folder), anything else a path."""
+    return Path(run_dir).parent / "llm_cache.sqlite" if cache_path == "auto" else Path(cache_path)
+

@@ -25,6 +25,8 @@ from typing import Iterable, Mapping
 import pandas as pd
 import yaml
 
+from vpersona.llm.orderings import orderings
+
 TOKEN_COLUMNS = ("prompt_tokens", "cached_prompt_tokens", "completion_tokens")
 PER = 1_000_000
 
@@ -163,15 +165,17 @@ PROMPT_OVERHEAD_TOKENS = 40  # chat template, answer options' labels and the ins
 
 def estimate_grid_cost(personas: pd.DataFrame, pairs: pd.DataFrame, *, model: str, catalog,
                        prices: str | Path | PriceTable | None = None, replicates: int = 1,
-                       mean_completion_tokens: float = 1.0) -> dict:
-    """Plan a grid before it runs: number of prompts (one per pair and replicate, before
-    deduplication and cache hits, so an upper bound) and tokens estimated from the texts'
-    lengths; dollars when a price table is given (else ``total_usd`` is None)."""
+                       order: str = "fixed", mean_completion_tokens: float = 1.0) -> dict:
+    """Plan a grid before it runs: number of prompts (one per pair, replicate and option
+    ordering of ``order`` -- 2 for pair, K for cyclic --, before deduplication and cache hits, so
+    an upper bound) and tokens estimated from the texts' lengths; dollars when a price table is
+    given (else ``total_usd`` is None)."""
     text = personas.drop_duplicates("persona_id").set_index("persona_id")["text"].str.len()
     question = {c: len(catalog[c].text) + sum(len(lab) + 4 for _, lab in catalog[c].options)
                 for c in pairs["item"].unique()}
     chars = pairs["persona_id"].map(text).to_numpy() + pairs["item"].map(question).to_numpy()
-    n_prompts = int(len(pairs) * replicates)
+    per_pair = pairs["item"].map({c: len(orderings(catalog[c].n_options, order)) for c in pairs["item"].unique()})
+    n_prompts = int(per_pair.sum() * replicates)
     mean_tokens = float(chars.mean() / CHARS_PER_TOKEN + PROMPT_OVERHEAD_TOKENS) if len(pairs) else 0.0
     if prices is None:
         return {"model": model, "n_prompts": n_prompts, "prompt_tokens": n_prompts * mean_tokens,

@@ -1,12 +1,15 @@
-"""Turn a model's reply into one persona's answer distribution (METHOD.md §2.6).
+"""Turn a model's reply into one persona's answer distribution (docs/method.md, section 2).
 
 Three estimators, each with ``make_query(prompt, **params) -> Query`` and
 ``parse(reply, prompt) -> Answer``:
 
 - ``logprobs`` (default): one output token with ``top_logprobs``; the probability of each label is
-  the summed probability of its case/whitespace variants ("A", " A", "a", " a", ...); the total is
-  the *covered mass*, the distribution is renormalised over labels and flagged ``low_mass`` below
-  ``min_mass``. Labels outside the top ``top_logprobs`` tokens count as 0.
+  the summed probability of the label token and its whitespace variants ("A", " A", "A\n", ...;
+  not "a" or " a": a lowercase "a" is mostly the article, and counting it would be a vote for the
+  first option); the total is the *covered mass*, the distribution is renormalised over labels
+  and flagged ``low_mass`` below ``min_mass``. Labels outside the top ``top_logprobs`` tokens
+  count as 0. ``contextual=True`` divides out the model's label prior before renormalising
+  (:mod:`vpersona.llm.contextual`; the grid asks the content-free prompts and passes the prior).
 - ``sample``: ``n`` completions at temperature ``temperature``; each is parsed for a leading label;
   unparseable ones are counted in ``n_invalid``, never guessed.
 - ``verbalized``: the model is asked for a JSON object label -> probability; a valid object (numbers
@@ -27,9 +30,14 @@ from typing import Protocol
 import numpy as np
 
 from vpersona.llm.backends.base import Query, Reply
+from vpersona.llm.contextual import divide_prior
 from vpersona.llm.prompts import Prompt
 
-FLAGS = ("low_mass", "refusal", "unparseable", "no_logprobs")
+FLAGS = ("low_mass", "low_mass_dropped", "refusal", "unparseable", "no_logprobs", "no_prior")
+# Logprobs replies whose covered mass is below MIN_MASS are flagged ``low_mass`` and, by LOW_MASS
+# policy, ``drop``ped from the aggregate or given the ``weight`` mass / MIN_MASS (see answer_weight).
+MIN_MASS = 0.05
+LOW_MASS = ("weight", "drop")
 
 REFUSAL = re.compile(
     r"^\W*(i'?m sorry|i am sorry|sorry\b|i cannot|i can'?t|i can not|i won'?t|i'?m not able|i am not able|"
@@ -83,10 +91,26 @@ def _to_catalog_order(presented: np.ndarray, prompt: Prompt) -> np.ndarray:
     return out
 
 
-def _label_of(token: str, labels: tuple[str, ...]) -> str | None:
-    """The label a token stands for, accepting surrounding whitespace and either case."""
-    s = token.strip().upper()
+def _label_of(token: str, labels: tuple[str, ...], *, ignore_case: bool = False) -> str | None:
+    """The label a token stands for: the label itself with any surrounding whitespace (" A",
+    "A", "A\n"). Case matters unless ``ignore_case`` (JSON keys of the verbalized estimator,
+    where "a" cannot be an article)."""
+    s = token.strip()
+    s = s.upper() if ignore_case else s
     return s if s in labels else None
+
+
+def answer_weight(answer: Answer, min_mass: float, low_mass: str = "weight") -> float:
+    """Weight of one reply in the aggregate: 0 when invalid; 1 at or above ``min_mass``; below it
+    0 (``low_mass="drop"``) or ``covered_mass / min_mass`` (``"weight"``: continuous in the
+    mass, so a reply just under the threshold counts almost fully and a 1% one hardly at all)."""
+    if low_mass not in LOW_MASS:
+        raise ValueError(f"unknown LOW_MASS {low_mass!r}; expected one of {', '.join(LOW_MASS)}")
+    if not answer.ok:
+        return 0.0
+    if answer.covered_mass >= min_mass or min_mass <= 0:
+        return 1.0
+    return 0.0 if low_mass == "drop" else float(answer.covered_mass / min_mass)
 
 
 def _check_min_mass(min_mass: float) -> float:
@@ -101,18 +125,22 @@ class LogprobsEstimator:
     name = "logprobs"
     uses_seed = False
 
-    def __init__(self, top_logprobs: int = 20, min_mass: float = 0.5):
+    def __init__(self, top_logprobs: int = 20, min_mass: float = MIN_MASS, contextual: bool = False):
         if not 1 <= int(top_logprobs) <= 20:
             raise ValueError(f"top_logprobs must be an integer in 1..20 (the OpenAI API limit), got {top_logprobs}")
+        if not isinstance(contextual, bool):
+            raise ValueError(f"contextual must be true or false, got {contextual!r}")
         self.top_logprobs = int(top_logprobs)
         self.min_mass = _check_min_mass(min_mass)
+        self.contextual = contextual
 
     def make_query(self, prompt: Prompt, **params) -> Query:
         gen = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": self.top_logprobs}
         gen.update(params)
         return Query.make(list(prompt.messages), **gen)
 
-    def parse(self, reply: Reply, prompt: Prompt) -> Answer:
+    def parse(self, reply: Reply, prompt: Prompt, prior: np.ndarray | None = None) -> Answer:
+        """``prior``: the label prior in presented order (contextual calibration), or None."""
         if not reply.top_logprobs:
             return _invalid(prompt.K, 1, "no_logprobs")
         presented = np.zeros(prompt.K)
@@ -124,7 +152,12 @@ class LogprobsEstimator:
         if mass <= 0:
             return _invalid(prompt.K, 1, "unparseable")
         flags = {"low_mass"} if mass < self.min_mass else set()
-        return Answer(_to_catalog_order(presented / mass, prompt), mass, 1, 0, frozenset(flags))
+        if prior is None:
+            dist = presented / mass
+        else:
+            dist = divide_prior(presented, prior)
+            flags |= {"no_prior"} if np.isnan(prior).any() else set()
+        return Answer(_to_catalog_order(dist, prompt), mass, 1, 0, frozenset(flags))
 
 
 def parse_leading_label(text: str, labels: tuple[str, ...]) -> str | None:
@@ -213,7 +246,7 @@ class VerbalizedEstimator:
         for key, value in obj.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 return _invalid(prompt.K, 1, "unparseable", *refusal)
-            label = _label_of(str(key), prompt.labels)
+            label = _label_of(str(key), prompt.labels, ignore_case=True)
             if label is None:
                 off_label += value
             else:

@@ -1,4 +1,4 @@
-"""Ask every persona its questions: the grid runner (METHOD.md §2.6, §7).
+"""Ask every persona its questions: the grid runner (docs/method.md, section 2).
 
 ``run_grid`` takes the persona plan (``personas``: persona_id, country, kind, text, multiplicity,
 ...; ``pairs``: persona_id, country, kind, item, multiplicity, one row per persona x question, in
@@ -9,11 +9,14 @@ nothing in memory; ``read_answers`` reads such a file back.
 
 How it spends calls: the pairs are taken in chunks of ``chunk_rows`` rows, in their (persona-major)
 order, and each chunk is planned, looked up, asked and written before the next one starts, so
-memory does not grow with the grid. In a chunk each pair becomes a prompt and a query; identical
-queries (same messages, parameters and replicate) share one cache key and one call; keys already in
-the cache cost nothing (a query repeated in a later chunk, e.g. the `none` persona of the next
-country, is by then in the cache: a cache hit, not a call); the rest go to the backend with at most
-``concurrency`` in flight, replies committed to the cache in small groups (at most
+memory does not grow with the grid. In a chunk each pair becomes one prompt per option ordering
+(``order``, see :mod:`vpersona.llm.orderings`: 1 for fixed/reversed/random, 2 for pair, K for
+cyclic; the row's answer is their mean in catalog order) plus, with contextual calibration, one
+content-free prompt per persona kind and K (:mod:`vpersona.llm.contextual`); identical queries
+(same messages, parameters and replicate) share one cache key and one call; keys already in the
+cache cost nothing (a query repeated in a later chunk, e.g. the `none` persona of the next
+country, is by then in the cache: a cache hit, not a call); the rest go to the backend with at
+most ``concurrency`` in flight, replies committed to the cache in small groups (at most
 ``FLUSH_SECONDS`` after they arrive). The table is computed from the replies alone, so the same
 inputs and cache give an identical table, whatever the chunk size.
 
@@ -22,14 +25,11 @@ for other paths, e.g. writing a Batch JSONL file and loading its results into th
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 import time
 import warnings
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -37,44 +37,27 @@ import numpy as np
 import pandas as pd
 
 from vpersona.llm.answers_file import AnswersWriter, read_answers  # noqa: F401 - read_answers is public here
-from vpersona.llm.backends.base import Backend, Query, Reply, cache_key
+from vpersona.llm.backends.base import Backend, Reply
 from vpersona.llm.cache import AnswerCache
 from vpersona.data.catalog import Catalog
 from vpersona.core.distributions import KMAX, from_matrix
-from vpersona.llm.estimators import Answer, Estimator, make_estimator
-from vpersona.llm.prompts import Prompt, render
+from vpersona.core.seeds import derive_seed
+from vpersona.llm.estimators import Answer, answer_weight, make_estimator
+from vpersona.llm.grid_plan import ChunkPlanner, GridPlan, Request  # noqa: F401 - Request is public here
 from vpersona.llm.querying import Committer, ask_all, run_coroutine
+from vpersona.llm.querying import FLUSH_SECONDS  # noqa: F401 - named in the docstring
 
 PERSONA_KEYS = ("persona_id", "country", "kind")
 CHUNK_ROWS = 16_384      # pairs per chunk: memory is O(chunk), the pipeline drains once per chunk
 
 
-@dataclass(frozen=True)
-class Request:
-    """One distinct query of the grid: its cache key, the query and the prompt it came from."""
-
-    key: str
-    query: Query
-    prompt: Prompt
-    replicate: int
-
-
-@dataclass
-class GridPlan:
-    """``requests``: distinct queries in first-use (persona-major) order. ``rows``: one row per pair
-    x replicate (pair columns + ``replicate``), and ``row_request[i]`` = index into ``requests``."""
-
-    requests: list[Request]
-    rows: pd.DataFrame
-    row_request: np.ndarray
-    estimator: Estimator
-
-
 @dataclass
 class RunStats:
     """What a grid run cost. ``calls``: queries sent to the backend; ``cache_hits``: distinct
-    queries answered from the cache; ``deduplicated``: rows that shared a query with another row of
-    their chunk (repeats across chunks are cache hits)."""
+    queries answered from the cache; ``deduplicated``: row orderings that shared a query with
+    another of their chunk (repeats across chunks are cache hits); ``prompts_per_row``: orderings per row; ``calibration_queries``: content-free
+    queries; ``low_mass_*``: replies below the estimator's ``min_mass`` (``low_mass_replies``),
+    rows with one (``low_mass_rows``), rows left with no answer under ``LOW_MASS: drop``."""
 
     rows: int = 0
     unique_queries: int = 0
@@ -84,6 +67,12 @@ class RunStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     invalid_rows: int = 0
+    prompts_per_row: float = 0.0
+    calibration_queries: int = 0
+    low_mass_replies: int = 0
+    low_mass_rows: int = 0
+    low_mass_dropped_rows: int = 0
+    low_mass_policy: str = "weight"
     seconds: float = 0.0
     backend: dict = field(default_factory=dict)
 
@@ -91,10 +80,7 @@ class RunStats:
         return asdict(self)
 
 
-def derived_seed(*parts) -> int:
-    """A 31-bit seed from any parts (run seed, persona id, replicate...), stable across runs."""
-    blob = ":".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
+derived_seed = derive_seed  # former name, kept for callers
 
 
 def _persona_texts(pair_cols: list[str], personas: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
@@ -123,12 +109,6 @@ def _join(pairs: pd.DataFrame, keys: list[str], texts: pd.DataFrame) -> pd.DataF
     return joined
 
 
-def _orderings(rec: dict, order: str, seed: int) -> dict:
-    """How the options of this pair are presented: the ``order``/``order_seed`` arguments of
-    :func:`render`. ``random``: a permutation seeded by the run seed and the persona id."""
-    return {"order": order, "order_seed": derived_seed(seed, rec["persona_id"]) if order == "random" else None}
-
-
 def _chunks(pairs, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if isinstance(pairs, pd.DataFrame):
         for start in range(0, max(len(pairs), 1), chunk_rows):
@@ -139,12 +119,14 @@ def _chunks(pairs, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 def iter_plans(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFrame, *, catalog: Catalog,
                backend_identity: dict, estimator: str = "logprobs", order: str = "fixed", replicates: int = 1,
-               seed: int = 0, chunk_rows: int = CHUNK_ROWS, **estimator_params) -> Iterator[GridPlan]:
+               seed: int = 0, low_mass: str = "weight", chunk_rows: int = CHUNK_ROWS,
+               **estimator_params) -> Iterator[GridPlan]:
     """:func:`plan_requests` chunk by chunk (``pairs``: a table, or an iterable of persona-major
     chunks of one); requests are deduplicated within a chunk."""
     if int(replicates) < 1:
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     est = make_estimator(estimator, **estimator_params)
+    answer_weight(Answer(np.zeros(1), 0.0, 0, 1), 0.0, low_mass)  # names a bad LOW_MASS before any work
     texts = None
     for chunk in _chunks(pairs, int(chunk_rows)):
         pair_cols = list(chunk.columns)
@@ -152,163 +134,117 @@ def iter_plans(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFr
             keys, texts = _persona_texts(pair_cols, personas)
         joined = _join(chunk, keys, texts)
         catalog.check(joined["item"].unique())
-        planner = _Planner(catalog, est, estimator, backend_identity, int(replicates), seed)  # memos per chunk
-        yield planner.plan(joined, pair_cols, order)
-
-
-def _dumps(obj) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-class _Planner:
-    """Prompts, queries and cache keys of one chunk, built from memoised parts.
-
-    A prompt is the persona's system message (the same for all its questions) and the question's
-    user message (the same for every persona shown the same option order); the JSON of the
-    messages, which both the prompt's ``rendered_hash`` and the cache key hash, is the two parts'
-    JSON joined. So :func:`render` runs once per persona and once per (question, order) instead
-    of once per pair. The first row of each chunk is checked against the plain path (``render``,
-    ``make_query``, ``base.cache_key``): any disagreement stops the run.
-    """
-
-    def __init__(self, catalog: Catalog, est: Estimator, estimator: str, identity: dict, replicates: int, seed: int):
-        self.catalog, self.est, self.estimator, self.identity = catalog, est, estimator, identity
-        self.replicates, self.seed = replicates, seed
-        self.params = [{"seed": derived_seed(seed, "replicate", r)} if est.uses_seed else {} for r in range(replicates)]
-        self.head = sha256(('{"backend":' + _dumps(identity) + ',"estimator":' + _dumps(estimator)
-                            + ',"messages":').encode("utf-8"))  # copied, then fed the rest of the key's JSON
-        self.questions: dict[tuple, tuple] = {}
-        self.systems: dict[str, tuple | None] = {}
-
-    def _question(self, item: str, how: dict) -> tuple:
-        base = render("", self.catalog[item], estimator=self.estimator, **how)  # no persona: user message only
-        (user,) = base.messages
-        queries = [self.est.make_query(base, **p) for p in self.params]
-        tails = [(',"params":' + _dumps(q.param_dict) + ',"replicate":' + str(r) + "}").encode("utf-8")
-                 for r, q in enumerate(queries)]
-        return base, _dumps(user).encode("utf-8"), queries, tails
-
-    def _system(self, text: str, item: str, how: dict) -> tuple | None:
-        full = render(text, self.catalog[item], estimator=self.estimator, **how)
-        if len(full.messages) == 1:
-            return None
-        system = full.messages[0]
-        return system, b"[" + _dumps(system).encode("utf-8") + b",", tuple(sorted(system.items()))
-
-    def request(self, text: str, item: str, how: dict, r: int) -> tuple[Prompt, Query, str]:
-        qkey = (item, *how.values())
-        q = self.questions.get(qkey)
-        if q is None:
-            q = self.questions[qkey] = self._question(item, how)
-        base, user_json, queries, tails = q
-        s = self.systems.get(text, False)
-        if s is False:
-            s = self.systems[text] = self._system(text, item, how)
-        if s is None:
-            messages_json, prompt, query = b"[" + user_json + b"]", base, queries[r]
-        else:
-            system, system_json, system_items = s
-            messages_json = system_json + user_json + b"]"
-            prompt = Prompt(base.item, base.estimator, (system, base.messages[0]), base.labels, base.option_index,
-                            base.template_hash, sha256(messages_json).hexdigest())
-            query = Query((system_items,) + queries[r].messages, queries[r].params)
-        key = self.head.copy()
-        key.update(messages_json)
-        key.update(tails[r])
-        return prompt, query, key.hexdigest()
-
-    def check(self, text: str, item: str, how: dict, r: int, got: tuple) -> None:
-        prompt = render(text, self.catalog[item], estimator=self.estimator, **how)
-        query = self.est.make_query(prompt, **self.params[r])
-        if got != (prompt, query, cache_key(self.identity, query, self.estimator, r)):
-            raise RuntimeError(f"internal error: the grid planner's prompt/key for item {item} differs from "
-                               f"prompts.render + base.cache_key; please report it")
-
-    def plan(self, joined: pd.DataFrame, pair_cols: list[str], order: str) -> GridPlan:
-        requests: list[Request] = []
-        index_of: dict[str, int] = {}
-        R = self.replicates
-        row_request = np.empty(len(joined) * R, dtype=np.int64)
-        i = 0
-        names = list(joined.columns)
-        for values in zip(*(joined[c].tolist() for c in names)):
-            rec = dict(zip(names, values))
-            text, item = rec["text"], rec["item"]
-            how = _orderings(rec, order, self.seed)
-            for r in range(R):
-                prompt, query, key = got = self.request(text, item, how, r)
-                if i == 0:
-                    self.check(text, item, how, r, got)
-                j = index_of.get(key)
-                if j is None:
-                    j = index_of[key] = len(requests)
-                    requests.append(Request(key=key, query=query, prompt=prompt, replicate=r))
-                row_request[i] = j
-                i += 1
-        rows = joined[pair_cols]
-        if R > 1:
-            rows = rows.loc[rows.index.repeat(R)]
-        rows = rows.reset_index(drop=True).assign(replicate=np.tile(np.arange(R), len(joined)))
-        return GridPlan(requests=requests, rows=rows, row_request=row_request, estimator=self.est)
+        planner = ChunkPlanner(catalog, est, estimator, backend_identity, int(replicates), seed)  # memos per chunk
+        yield planner.plan(joined, pair_cols, order, low_mass)
 
 
 def plan_requests(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catalog, backend_identity: dict,
                   estimator: str = "logprobs", order: str = "fixed", replicates: int = 1, seed: int = 0,
-                  **estimator_params) -> GridPlan:
-    """Render every pair (x replicate) and name its query by cache key, without asking anything.
+                  low_mass: str = "weight", **estimator_params) -> GridPlan:
+    """Render every pair (x replicate x ordering) and name its query by cache key, without asking.
 
-    ``order``: option order per persona (``fixed``, ``reversed``, ``random`` = a permutation
-    seeded by ``seed`` and the persona id). Sampling estimators get a query seed derived from
-    ``seed`` and the replicate index. ``estimator_params`` configure the estimator
-    (e.g. ``top_logprobs=20``, ``min_mass=0.5``, ``n=20``, ``temperature=1.0``).
+    ``order``: which option orders each question is shown in (``fixed``, ``reversed``, ``pair``,
+    ``cyclic``, ``random``; :mod:`vpersona.llm.orderings`); a row's answer is the mean over its
+    orderings, in catalog order. Sampling estimators get a query seed derived from ``seed`` and
+    the replicate index. ``low_mass``: ``weight`` | ``drop``, what a reply below ``min_mass``
+    counts for (:func:`vpersona.llm.estimators.answer_weight`). ``estimator_params`` configure
+    the estimator (e.g. ``top_logprobs=20``, ``min_mass=0.05``, ``contextual=True``, ``n=20``).
     """
     (plan,) = iter_plans(pairs, personas, catalog=catalog, backend_identity=backend_identity, estimator=estimator,
-                         order=order, replicates=replicates, seed=seed, chunk_rows=max(len(pairs), 1),
-                         **estimator_params)
+                         order=order, replicates=replicates, seed=seed, low_mass=low_mass,
+                         chunk_rows=max(len(pairs), 1), **estimator_params)
     return plan
 
 
-def answers_table(plan: GridPlan, replies: dict[str, Reply | Answer]) -> pd.DataFrame:
-    """The tidy result: plan rows + K, p1..p10 (catalog order), covered_mass, n_valid, n_invalid,
-    flags (';'-joined), prompt_hash (template set) and rendered_hash (the messages sent).
-    ``replies``: per request key, the Reply or its parsed Answer."""
-    answers = [a if isinstance(a := replies[r.key], Answer) else plan.estimator.parse(a, r.prompt)
-               for r in plan.requests]
-    req_K = np.array([r.prompt.K for r in plan.requests], dtype=int)
-    req_P = np.zeros((len(answers), KMAX))
-    for j, a in enumerate(answers):
-        req_P[j, :req_K[j]] = a.dist
-    idx = plan.row_request
-    out = from_matrix(plan.rows, req_P[idx], req_K[idx])
-    out["covered_mass"] = np.array([a.covered_mass for a in answers], dtype=float)[idx]
-    out["n_valid"] = np.array([a.n_valid for a in answers], dtype=int)[idx]
-    out["n_invalid"] = np.array([a.n_invalid for a in answers], dtype=int)[idx]
-    out["flags"] = np.array([";".join(sorted(a.flags)) for a in answers], dtype=object)[idx]
-    out["prompt_hash"] = np.array([r.prompt.template_hash for r in plan.requests], dtype=object)[idx]
-    out["rendered_hash"] = np.array([r.prompt.rendered_hash for r in plan.requests], dtype=object)[idx]
+def _parse_all(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> list[Answer]:
+    """Each request's answer; with contextual calibration each row's orderings are parsed with
+    the label prior of its content-free request (a prior is a property of the row's persona kind
+    and K, so every request of a row shares it). ``parsed``: answers already parsed without a
+    prior (as they were stored in the cache), reused for requests that take none."""
+    parsed = parsed or {}
+    priors: dict[int, np.ndarray] = {}
+    for j in set(plan.row_prior.tolist()) - {-1}:
+        req = plan.requests[j]
+        a = plan.estimator.parse(replies[req.key], req.prompt)
+        priors[j] = a.dist  # presented = catalog order in a content-free prompt; NaN if no label mass
+    prior_of = {i: p for ids, p in zip(plan.row_requests, plan.row_prior.tolist()) if p >= 0 for i in ids}
+    return [plan.estimator.parse(replies[r.key], r.prompt, priors[prior_of[j]]) if j in prior_of
+            else parsed[r.key] if r.key in parsed else plan.estimator.parse(replies[r.key], r.prompt)
+            for j, r in enumerate(plan.requests)]
+
+
+def answers_table(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> pd.DataFrame:
+    """The tidy result: plan rows + K, p1..p10 (catalog order: the weighted mean over the row's
+    orderings), covered_mass (mean over orderings), n_valid, n_invalid, answer_weight (mean
+    weight of the row's orderings in the aggregate: 1 unless some fell below ``min_mass``), flags
+    (';'-joined union), prompt_hash (template set) and rendered_hash (the messages sent; one
+    hash per ordering, ';'-joined)."""
+    answers = _parse_all(plan, replies, parsed)
+    min_mass = getattr(plan.estimator, "min_mass", 0.0)
+    n = len(plan.rows)
+    P = np.zeros((n, KMAX))
+    K = np.zeros(n, dtype=int)
+    extra = {"covered_mass": np.zeros(n), "n_valid": np.zeros(n, dtype=int), "n_invalid": np.zeros(n, dtype=int),
+             "answer_weight": np.zeros(n)}
+    flags, prompt_hash, rendered_hash = [], [], []
+    for i, ids in enumerate(plan.row_requests):
+        got = [answers[j] for j in ids]
+        prompt = plan.requests[ids[0]].prompt
+        w = np.array([answer_weight(a, min_mass, plan.low_mass) for a in got])
+        K[i] = prompt.K
+        kept = [(wk, a) for wk, a in zip(w, got) if wk > 0]
+        P[i, :prompt.K] = (sum(wk * a.dist for wk, a in kept) / w.sum()) if kept else np.nan
+        row_flags = set().union(*(a.flags for a in got))
+        dropped = sum(1 for wk, a in zip(w, got) if a.ok and wk == 0)
+        if dropped:
+            row_flags.add("low_mass_dropped")
+        extra["covered_mass"][i] = np.mean([a.covered_mass for a in got])
+        extra["n_valid"][i] = sum(a.n_valid for wk, a in kept)
+        extra["n_invalid"][i] = sum(a.n_invalid for a in got) + dropped
+        extra["answer_weight"][i] = w.mean()
+        flags.append(";".join(sorted(row_flags)))
+        prompt_hash.append(prompt.template_hash)
+        rendered_hash.append(";".join(plan.requests[j].prompt.rendered_hash for j in ids))
+    out = from_matrix(plan.rows, P, K)
+    for c, v in extra.items():
+        out[c] = v
+    out["flags"] = flags
+    out["prompt_hash"] = prompt_hash
+    out["rendered_hash"] = rendered_hash
+    low = [sum(1 for j in ids if "low_mass" in answers[j].flags) for ids in plan.row_requests]
+    out.attrs["low_mass"] = {"low_mass_replies": int(sum(low)), "low_mass_rows": int(sum(x > 0 for x in low)),
+                             "low_mass_dropped_rows": int(sum("low_mass_dropped" in f for f in flags)),
+                             "low_mass_policy": plan.low_mass}
     return out
 
 
+
 async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, concurrency: int,
-               stats: RunStats, sink, bar) -> None:
+               stats: RunStats, sink, bar, totals: dict) -> None:
     for plan in plans:
+        n_row_queries = sum(len(ids) for ids in plan.row_requests)
+        priors = set(plan.row_prior.tolist()) - {-1}
         stats.rows += len(plan.rows)
         stats.unique_queries += len(plan.requests)
-        stats.deduplicated += len(plan.rows) - len(plan.requests)
-        found = cache.get_many([r.key for r in plan.requests])
-        answers = {r.key: plan.estimator.parse(found[r.key], r.prompt) for r in plan.requests if r.key in found}
-        stats.cache_hits += len(found)
-        todo = [r for r in plan.requests if r.key not in answers]
+        stats.deduplicated += n_row_queries - (len(plan.requests) - len(priors))
+        totals["row_queries"] += n_row_queries
+        totals["priors"].update(plan.requests[j].key for j in priors)
+        replies = cache.get_many([r.key for r in plan.requests])
+        stats.cache_hits += len(replies)
+        todo = [r for r in plan.requests if r.key not in replies]
+        parsed: dict[str, Answer] = {}
         await ask_all(todo, backend, Committer(cache, backend, plan.estimator), plan.estimator, concurrency,
-                       answers, stats)
-        table = answers_table(plan, answers)
+                      replies, parsed, stats)
+        table = answers_table(plan, replies, parsed)
         stats.invalid_rows += int((table["n_valid"] == 0).sum())
+        for k, v in table.attrs.pop("low_mass").items():
+            setattr(stats, k, v if isinstance(v, str) else getattr(stats, k) + v)
         sink(table)
         bar.update(len(plan.rows))
 
 
 def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, replicates, seed, concurrency,
-          progress, chunk_rows, estimator_params) -> dict:
+          progress, chunk_rows, low_mass, estimator_params) -> dict:
     with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is absent, then uses text bars
         warnings.simplefilter("ignore")
         from tqdm.auto import tqdm
@@ -316,29 +252,32 @@ def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, r
     identity = backend.identity()
     stats = RunStats(backend=identity)
     plans = iter_plans(pairs, personas, catalog=catalog, backend_identity=identity, estimator=estimator, order=order,
-                       replicates=replicates, seed=seed, chunk_rows=chunk_rows, **estimator_params)
+                       replicates=replicates, seed=seed, low_mass=low_mass, chunk_rows=chunk_rows, **estimator_params)
     total = len(pairs) * int(replicates) if isinstance(pairs, pd.DataFrame) else None
+    totals = {"row_queries": 0, "priors": set()}
     with ExitStack() as stack:
         if cache is None:  # repeats across chunks still cost one call: a scratch cache, deleted after
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="vpersona-grid-"))
             cache = stack.enter_context(AnswerCache(Path(tmp) / "scratch.sqlite"))
         bar = stack.enter_context(tqdm(total=total, desc=f"querying {backend.kind}", unit="row", disable=not progress))
-        run_coroutine(_run(plans, backend, cache, concurrency, stats, sink, bar))
+        run_coroutine(_run(plans, backend, cache, concurrency, stats, sink, bar, totals))
+    stats.prompts_per_row = totals["row_queries"] / max(1, stats.rows)
+    stats.calibration_queries = len(totals["priors"])
     stats.seconds = time.perf_counter() - t0
     return stats.as_dict()
 
 
 def run_grid(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catalog, backend: Backend,
              cache: AnswerCache | None, estimator: str = "logprobs", order: str = "fixed", replicates: int = 1,
-             seed: int = 0, concurrency: int = 8, progress: bool = True, chunk_rows: int = CHUNK_ROWS,
-             **estimator_params) -> pd.DataFrame:
+             seed: int = 0, concurrency: int = 8, progress: bool = True, low_mass: str = "weight",
+             chunk_rows: int = CHUNK_ROWS, **estimator_params) -> pd.DataFrame:
     """Ask each persona its questions; one row per pair (x replicate). Run statistics are in
     ``table.attrs["run_stats"]`` (a :class:`RunStats` dict). ``cache=None`` keeps nothing.
     For a large grid use :func:`stream_grid`, which holds no table in memory."""
     parts: list[pd.DataFrame] = []
     stats = _grid(pairs, personas, parts.append, catalog=catalog, backend=backend, cache=cache, estimator=estimator,
                   order=order, replicates=replicates, seed=seed, concurrency=concurrency, progress=progress,
-                  chunk_rows=chunk_rows, estimator_params=estimator_params)
+                  chunk_rows=chunk_rows, low_mass=low_mass, estimator_params=estimator_params)
     table = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     table.attrs["run_stats"] = stats
     return table
@@ -347,7 +286,8 @@ def run_grid(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catalog, b
 def stream_grid(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFrame, path: str | Path, *,
                 catalog: Catalog, backend: Backend, cache: AnswerCache | None, estimator: str = "logprobs",
                 order: str = "fixed", replicates: int = 1, seed: int = 0, concurrency: int = 8,
-                progress: bool = True, chunk_rows: int = CHUNK_ROWS, **estimator_params) -> dict:
+                progress: bool = True, low_mass: str = "weight", chunk_rows: int = CHUNK_ROWS,
+                **estimator_params) -> dict:
     """:func:`run_grid` that writes the answers table to ``path`` chunk by chunk (``.csv``, or
     gzip-compressed ``.csv.gz``, reproducible bytes) and returns the run statistics. The file
     holds exactly what ``run_grid(...).to_csv(path, index=False, float_format="%.10g")`` would;
@@ -356,4 +296,4 @@ def stream_grid(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataF
     with AnswersWriter(path) as writer:
         return _grid(pairs, personas, writer.write, catalog=catalog, backend=backend, cache=cache, estimator=estimator,
                      order=order, replicates=replicates, seed=seed, concurrency=concurrency, progress=progress,
-                     chunk_rows=chunk_rows, estimator_params=estimator_params)
+                     chunk_rows=chunk_rows, low_mass=low_mass, estimator_params=estimator_params)

@@ -1,12 +1,12 @@
-"""Render the chat prompt that asks one persona one catalog question (METHOD.md §2.6).
+"""Render the chat prompt that asks one persona one catalog question (docs/method.md, section 2).
 
 System message = persona text (none for an empty persona); user message = the question, its
 options each behind a single-token label (A, B, C, ...), and the instruction to answer with the
 label only. Templates are data (``vpersona/resources/prompts.yaml``); their hash is ``TEMPLATE_HASH``.
 
-Options can be presented in catalog order, reversed, or in a seeded random permutation (order
-debiasing); ``Prompt.option_index`` maps each presented position back to the catalog option, so
-estimators always return distributions in catalog order.
+Options can be presented in any permutation (order debiasing: which permutations a run asks is
+decided by :mod:`vpersona.llm.orderings`); ``Prompt.option_index`` maps each presented position
+back to the catalog option, so estimators always return distributions in catalog order.
 """
 from __future__ import annotations
 
@@ -122,26 +122,42 @@ def _option_texts(item: Item, t: Templates) -> list[str]:
 
 
 def render(persona_text: str, item: Item, *, estimator: str = "logprobs", order_seed: int | None = None,
-           order: str = "fixed", templates: Templates | None = None) -> Prompt:
-    """Render the prompt asking ``item`` to the persona ``persona_text``."""
+           order: str = "fixed", option_index=None, templates: Templates | None = None) -> Prompt:
+    """Render the prompt asking ``item`` to the persona ``persona_text``. ``option_index`` (a
+    permutation of the catalog option indices, see :mod:`vpersona.llm.orderings`) overrides
+    ``order``/``order_seed``."""
     t = templates or load_templates()
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
     K = item.n_options
     if K < 2:
         raise ValueError(f"item {item.code} ({item.scale}) has no answer options to ask about")
+    idx = option_order(K, order, order_seed) if option_index is None else tuple(int(i) for i in option_index)
+    return render_options(persona_text, item.text, _option_texts(item, t), item_code=item.code,
+                          estimator=estimator, option_index=idx, templates=t)
+
+
+def render_options(persona_text: str, question: str, option_texts, *, item_code: str, estimator: str = "logprobs",
+                   option_index=None, templates: Templates | None = None) -> Prompt:
+    """Render a question from its text and option texts (catalog order), options shown in
+    ``option_index`` order (default catalog order). :func:`render` and the content-free prompts
+    of contextual calibration (:mod:`vpersona.llm.contextual`) both go through here."""
+    t = templates or load_templates()
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    texts = list(option_texts)
+    K = len(texts)
     if K > len(t.labels):
-        raise ValueError(f"item {item.code} has {K} options but the templates define only {len(t.labels)} labels")
-    idx = option_order(K, order, order_seed)
+        raise ValueError(f"item {item_code} has {K} options but the templates define only {len(t.labels)} labels")
+    idx = tuple(range(K)) if option_index is None else tuple(int(i) for i in option_index)
+    if sorted(idx) != list(range(K)):
+        raise ValueError(f"option_index {idx} is not a permutation of 0..{K - 1} (item {item_code})")
     labels = t.labels[:K]
-    texts = _option_texts(item, t)
     options = "\n".join(t.option_line.format(label=lab, text=texts[i]) for lab, i in zip(labels, idx))
     example = json.dumps({lab: round(1 / K, 2) for lab in labels})
-    user = t.user[estimator].format(question=item.text, options=options, labels=", ".join(labels), example=example)
+    user = t.user[estimator].format(question=question, options=options, labels=", ".join(labels), example=example)
     messages = []
     persona_text = (persona_text or "").strip()
     if persona_text:
         messages.append({"role": "system", "content": t.system.format(persona=persona_text)})
     messages.append({"role": "user", "content": user})
-    return Prompt(item=item.code, estimator=estimator, messages=tuple(messages), labels=labels, option_index=idx,
+    return Prompt(item=item_code, estimator=estimator, messages=tuple(messages), labels=labels, option_index=idx,
                   template_hash=t.hash, rendered_hash=_canonical_hash(messages))

@@ -45,8 +45,8 @@ class Committer:
             self.flush()
 
 
-async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estimator,
-                   concurrency: int, answers: dict[str, Answer], stats: RunStats) -> None:
+async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estimator, concurrency: int,
+                  replies: dict[str, Reply], answers: dict[str, Answer], stats) -> None:
     """Send ``todo`` in order with at most ``concurrency`` in flight; store each reply (committed
     within ``FLUSH_SECONDS``). On a failure no new query starts, the ones in flight finish (and
     are cached), then it raises."""
@@ -62,7 +62,8 @@ async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estim
             except BaseException as e:  # noqa: BLE001 - re-raised below after the others stop
                 failures.append(e)
                 return
-            answers[req.key] = answer = est.parse(reply, req.prompt)
+            replies[req.key] = reply
+            answers[req.key] = answer = est.parse(reply, req.prompt)  # what the cache keeps
             stats.calls += 1
             usage = reply.usage
             stats.prompt_tokens += int(usage.get("prompt_tokens", 0))

@@ -1,4 +1,4 @@
-"""Personas: from sampled respondents to the persona texts an LLM is asked as (METHOD.md §2 steps 3-5).
+"""Personas: from sampled respondents to the persona texts an LLM is asked as (docs/method.md, personas).
 
 Three steps, each usable alone:
 
@@ -18,288 +18,19 @@ with ``leakage="refuse"`` such a target is an error.
 from __future__ import annotations
 
 import hashlib
-import re
-import string
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import yaml
 
 from vpersona.data.catalog import Catalog, load_catalog
-from vpersona.personas.descriptors import Descriptors, load_descriptors
-from vpersona.data.countries import country_names
 from vpersona.data.survey import Survey
+from vpersona.personas.descriptors import Descriptors, load_descriptors
+from vpersona.personas.sampling import MISSING_RULES, sample_respondents  # noqa: F401
+from vpersona.personas.templates import PersonaTemplates, country_name, load_persona_templates
+from vpersona.personas.texts import DIMENSION_COLUMNS, _dimension_scores, _render, persona_text  # noqa: F401
 
-MISSING_RULES = ("drop_sentence", "skip_respondent")
 LEAKAGE_MODES = ("drop", "refuse")
-DIMENSION_COLUMNS = ("trad_secular", "surv_selfexp")
 
-
-# --- templates ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PersonaTemplates:
-    """The parsed ``persona_templates.yaml`` (layout documented in that file)."""
-
-    preamble: str
-    kinds: dict[str, str]
-    country: str
-    demographic: tuple[tuple[str, ...], ...]
-    labels: dict[str, dict[int, str]]
-    source: str
-
-    def layout(self, kind: str) -> str:
-        if kind not in self.kinds:
-            raise ValueError(f"unknown persona kind {kind!r}; kinds in {self.source}: {', '.join(self.kinds)}")
-        return self.kinds[kind]
-
-    def blocks(self, kind: str) -> frozenset[str]:
-        """Blocks ({preamble}, {country}, {demographic}, {values}) the layout of ``kind`` uses."""
-        return _fields(self.layout(kind))
-
-    def demographic_items(self, catalog: Catalog) -> list[str]:
-        """Catalog items the demographic sentences can state."""
-        out = []
-        for part in self.demographic:
-            for template in part:
-                for f in sorted(_fields(template)):
-                    item = _field_item(f, catalog, template)
-                    if item is not None and item not in out:
-                        out.append(item)
-        return out
-
-
-@lru_cache(maxsize=None)
-def _fields(template: str) -> frozenset[str]:
-    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
-
-
-def _field_item(name: str, catalog: Catalog, template: str) -> str | None:
-    """The catalog item a template field refers to (``Q260`` or ``Q288_code``), None for country_name."""
-    if name == "country_name":
-        return None
-    item = name[: -len("_code")] if name.endswith("_code") else name
-    if item not in catalog:
-        raise ValueError(f"persona template {template!r} uses field {{{name}}}, which is neither "
-                         f"{{country_name}} nor a catalog item (optionally with _code)")
-    return item
-
-
-def _parse_templates(data: dict, source: str) -> PersonaTemplates:
-    missing = {"preamble", "kinds", "country", "demographic"} - set(data or {})
-    if missing:
-        raise ValueError(f"{source} is not a persona templates file: it lacks {sorted(missing)}")
-    unknown = {k: _fields(v) - {"preamble", "country", "demographic", "values"} for k, v in data["kinds"].items()}
-    unknown = {k: v for k, v in unknown.items() if v}
-    if unknown:
-        raise ValueError(f"persona kinds in {source} use unknown blocks {unknown}; "
-                         f"blocks are preamble, country, demographic, values")
-    return PersonaTemplates(
-        preamble=str(data["preamble"]).strip(),
-        kinds={str(k): str(v) for k, v in data["kinds"].items()},
-        country=str(data["country"]),
-        demographic=tuple(tuple(str(t) for t in part) for part in data["demographic"]),
-        labels={str(item): {int(c): str(t) for c, t in codes.items()}
-                for item, codes in (data.get("labels") or {}).items()},
-        source=source,
-    )
-
-
-@lru_cache(maxsize=None)
-def _load_default_templates() -> PersonaTemplates:
-    text = resources.files("vpersona").joinpath("resources/persona_templates.yaml").read_text(encoding="utf-8")
-    return _parse_templates(yaml.safe_load(text), "vpersona/resources/persona_templates.yaml")
-
-
-def load_persona_templates(path: str | Path | None = None) -> PersonaTemplates:
-    """Load the bundled persona templates, or a YAML of the same layout from ``path``."""
-    if path is None:
-        return _load_default_templates()
-    return _parse_templates(yaml.safe_load(Path(path).read_text(encoding="utf-8")), str(path))
-
-
-def country_name(iso3: str) -> str:
-    try:
-        return country_names()[iso3]
-    except KeyError:
-        raise ValueError(f"country code {iso3!r} is not in vpersona/resources/countries.csv "
-                         f"(expected an ISO alpha-3 code such as SWE, USA, NGA)") from None
-
-
-# --- one persona text ---------------------------------------------------------------------------
-
-def _answer(answers: dict, item: str) -> float | None:
-    value = answers.get(item)
-    if value is None or pd.isna(value):
-        return None
-    return float(value)
-
-
-def _demographic_sentences(answers, rid, catalog, templates, country_name, exclude) -> str:
-    sentences = []
-    for part in templates.demographic:
-        for template in part:
-            values = {}
-            for name in _fields(template):
-                item = _field_item(name, catalog, template)
-                if item is None:
-                    values[name] = country_name
-                    continue
-                code = _answer(answers, item)
-                if item in exclude or code is None:
-                    values = None
-                    break
-                if name.endswith("_code") or catalog[item].scale == "numeric":
-                    values[name] = str(int(code))
-                else:
-                    label = templates.labels.get(item, {}).get(int(code)) or dict(catalog[item].options).get(int(code))
-                    if label is None:
-                        raise ValueError(f"respondent {rid}: answer code {int(code)} of {item} is not "
-                                         f"one of its catalog codes {list(catalog[item].codes)}")
-                    values[name] = label
-            if values is not None:
-                sentences.append(template.format(**values))
-                break
-    return " ".join(sentences)
-
-
-def _value_sentences(answers, value_items, descriptors, exclude, dims, catalog) -> str:
-    sentences = [descriptors.sentence(item, code) for item in value_items
-                 if item not in exclude and (code := _answer(answers, item)) is not None]
-    if dims is not None and not (set(exclude) & set(catalog.codes("value"))):
-        sentence = descriptors.dimension_sentence(dims)
-        if sentence:
-            sentences.append(sentence)
-    return " ".join(sentences)
-
-
-def _dimension_scores(scores: pd.DataFrame | None, rid) -> dict | None:
-    """The respondent's row of IW dimension scores as a dict (None without scores)."""
-    if scores is None:
-        return None
-    if rid not in scores.index:
-        raise ValueError(f"respondent {rid!r} has no row in the IW dimension scores")
-    row = scores.loc[rid]
-    return {c: float(row[c]) for c in DIMENSION_COLUMNS}
-
-
-def _tidy(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def _render(answers: dict, rid, kind, *, catalog, country_name, value_items, exclude, dims,
-            descriptors, templates) -> str:
-    """Persona text from a respondent's answers (a dict); inputs already checked."""
-    layout = templates.layout(kind)
-    if not layout.strip():
-        return ""
-    blocks = templates.blocks(kind)
-    filled = {"preamble": templates.preamble}
-    if ("country" in blocks or "demographic" in blocks) and not country_name:
-        raise ValueError(f"persona kind {kind!r} names the country: pass country_name")
-    if "country" in blocks:
-        filled["country"] = templates.country.format(country_name=country_name)
-    if "demographic" in blocks:
-        filled["demographic"] = _demographic_sentences(answers, rid, catalog, templates, country_name, exclude)
-    if "values" in blocks:
-        filled["values"] = _value_sentences(answers, value_items, descriptors, exclude, dims, catalog)
-    return _tidy(layout.format(**filled))
-
-
-def persona_text(profile: pd.Series, kind: str, *, catalog: Catalog, country_name: str | None,
-                 value_items, exclude=frozenset(), scores: pd.DataFrame | None = None,
-                 descriptors: Descriptors | None = None, templates: PersonaTemplates | None = None) -> str:
-    """The persona text of one respondent.
-
-    ``profile``: the respondent's row of ``Survey.responses`` (its name is the respondent id).
-    ``kind``: a kind of the templates file; ``none`` gives ``""`` (no system message).
-    ``value_items``: items described, in this order, by the value block (each needs descriptors).
-    ``exclude``: items whose sentences are left out (leakage control); if it touches an IW value
-    item the dimension sentence is left out too. ``scores``: optional DataFrame indexed by
-    respondent with ``trad_secular``/``surv_selfexp`` (vpersona.data.dimensions), described in words
-    at the end of the value block. Unanswered items have no sentence.
-    """
-    templates = templates or load_persona_templates()
-    descriptors = descriptors or load_descriptors()
-    value_items = list(value_items)
-    blocks = templates.blocks(kind)
-    dims = None
-    if "values" in blocks:
-        descriptors.check(value_items, catalog)
-        dims = _dimension_scores(scores, profile.name)
-    return _render(profile.to_dict(), profile.name, kind, catalog=catalog, country_name=country_name,
-                   value_items=value_items, exclude=frozenset(exclude), dims=dims,
-                   descriptors=descriptors, templates=templates)
-
-
-# --- sampling -----------------------------------------------------------------------------------
-
-def usable_profiles(survey: Survey, value_items, missing: str = "drop_sentence") -> pd.Series:
-    """Boolean Series (index respondent): whose value profile may be turned into a persona.
-
-    Counted per country over the value items *asked* there (an item not asked in a country, all
-    code -4, is no fault of its respondents and has no sentence for anyone there):
-    ``drop_sentence``: at least half of those items answered (unanswered ones get no sentence);
-    ``skip_respondent``: every one of them answered.
-    """
-    if missing not in MISSING_RULES:
-        raise ValueError(f"missing={missing!r}; expected one of {MISSING_RULES}")
-    value_items = list(value_items)
-    absent = [c for c in value_items if c not in survey.responses.columns]
-    if absent:
-        raise ValueError(f"value item(s) {', '.join(absent)} are not columns of {survey.label}; "
-                         f"load them with the survey (items present: {', '.join(survey.items)})")
-    usable = pd.Series(False, index=survey.responses.index)
-    for country in survey.countries:
-        rows = survey.responses["country"] == country
-        asked = [i for i in value_items if survey.asked(country, i)]
-        answered = survey.responses.loc[rows, asked].notna().sum(axis=1)
-        needed = len(asked) if missing == "skip_respondent" else (len(asked) + 1) // 2
-        usable[rows] = (answered >= needed) & (len(asked) > 0)
-    return usable
-
-
-def _rng(seed: int, country: str) -> np.random.Generator:
-    # One stream per (seed, country): a country's draw does not depend on the other countries asked.
-    return np.random.default_rng([int(seed), *country.encode("ascii")])
-
-
-def sample_respondents(survey: Survey, country: str, n: int, seed: int, *, value_items,
-                       missing: str = "drop_sentence") -> pd.Series:
-    """Draw ``n`` respondent ids of ``country`` with probability proportional to ``weight``, with
-    replacement, among respondents with usable value profiles.
-
-    Usable (``missing``): ``"drop_sentence"`` (default) keeps respondents who answered at least
-    half of ``value_items``, their unanswered items simply get no sentence; ``"skip_respondent"``
-    keeps only respondents who answered all of them. The generator is
-    ``numpy.random.default_rng([seed, *ASCII codes of country])``, so the same inputs give the
-    same draw whatever other countries are sampled. Returns a Series named ``respondent`` indexed
-    by ``draw`` (0..n-1).
-    """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r}: expected a positive number of personas per country")
-    sub = survey.country(country)
-    usable = usable_profiles(sub, value_items, missing)
-    eligible = sub.responses[usable]
-    if eligible.empty:
-        raise ValueError(f"no respondent of {country} in {survey.label} has a usable value profile "
-                         f"(missing={missing!r}, {len(sub.responses)} respondents, value items "
-                         f"{', '.join(value_items)})")
-    w = eligible["weight"].to_numpy(dtype=float)
-    if np.isnan(w).any() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights of {country} in {survey.label} must be non-negative numbers with a "
-                         f"positive sum")
-    idx = _rng(seed, country).choice(len(eligible), size=int(n), replace=True, p=w / w.sum())
-    return pd.Series(eligible.index.to_numpy()[idx], name="respondent",
-                     index=pd.RangeIndex(int(n), name="draw"))
-
-
-# --- the persona plan ---------------------------------------------------------------------------
 
 @dataclass
 class PersonaPlan:
@@ -328,6 +59,23 @@ class PersonaPlan:
         out = pd.DataFrame({"n_personas": full, "n_texts": texts, "n_pairs": pairs}).fillna(0).astype(int)
         out.insert(0, "n_draws", out.index.get_level_values("country").map(draws).astype(int))
         return out.reset_index()
+
+    def asked(self, human: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """The pairs whose question has a human target in its country, and how many were dropped
+        (a question not asked in a country has no target there, so it is not simulated)."""
+        has_target = pd.MultiIndex.from_frame(human[["country", "item"]])
+        keep = pd.MultiIndex.from_frame(self.pairs[["country", "item"]]).isin(has_target)
+        return self.pairs[keep].reset_index(drop=True), int((~keep).sum())
+
+    def side_by_side(self, respondent=None) -> pd.DataFrame:
+        """The full persona texts of every kind for one respondent (default: the first draw), one
+        row per kind, in the variant that leaves nothing out."""
+        respondent = str(self.draws["respondent"].iloc[0] if respondent is None else respondent)
+        full = self.personas[self.personas["excluded"] == ""]
+        mine = full[full["respondents"].astype(str).str.split(";").map(lambda ids: respondent in ids)]
+        out = mine[["kind", "country", "multiplicity", "text"]].drop_duplicates("kind").reset_index(drop=True)
+        out["text"] = out["text"].replace("", "(no persona: the question is asked without a system message)")
+        return out.assign(respondent=respondent)
 
 
 def persona_id(kind: str, text: str) -> str:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
+from functools import cache
 from pathlib import Path
 
-import yaml
 
+from vpersona.core.package_data import read_yaml, resource_yaml
 from vpersona.data.catalog import Catalog
 
 DIMENSIONS = ("trad_secular", "surv_selfexp")
@@ -107,14 +106,13 @@ def _parse(data: dict, source: str) -> Descriptors:
     return Descriptors(items, str(dims.get("template", "")), bands, source)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_default() -> Descriptors:
-    text = resources.files("vpersona").joinpath("resources/descriptors.yaml").read_text(encoding="utf-8")
-    return _parse(yaml.safe_load(text), "vpersona/resources/descriptors.yaml")
+    return _parse(resource_yaml("descriptors.yaml"), "vpersona/resources/descriptors.yaml")
 
 
 def load_descriptors(path: str | Path | None = None) -> Descriptors:
     """Load the bundled descriptors, or a descriptors YAML of the same layout from ``path``."""
     if path is None:
         return _load_default()
-    return _parse(yaml.safe_load(Path(path).read_text(encoding="utf-8")), str(path))
+    return _parse(read_yaml(path), str(path))

@@ -43,7 +43,7 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None) -> dict
                              "(OPENAI_API_KEY), never from configs or notebook parameters")
     params = {k: _resolve_env(k, v) for k, v in params.items()}
     return {"name": path.stem, "path": str(path), "run_id": raw.get("run_id", path.stem),
-            "notebooks": raw.get("notebooks"), "parameters": params}
+            "parameters": params}
 
 
 def _resolve_env(key: str, value):

