@@ -152,3 +152,17 @@ def test_put_many_is_one_transaction_and_keeps_first(tmp_path):
         cache.put_many([("k1", r2, None)], backend="f", estimator="logprobs")
         assert len(cache) == 2 and cache.get("k1").texts == ["A"]
         assert cache.stats.prompt_tokens == 6 and cache.totals()["prompt_tokens"] == 6
+
+
+@pytest.mark.parametrize("low_mass", ["weight", "drop"])
+def test_one_ordering_table_equals_the_general_table_with_low_mass_replies(low_mass):
+    import vpersona.llm.grid as grid
+    pairs, personas = persona_plan(n_personas=3)
+    backend = FakeBackend(garbage_for=["Taking all things together"])
+    plan = plan_requests(pairs, personas, catalog=CATALOG, backend_identity=backend.identity(), min_mass=0.9,
+                         low_mass=low_mass, order="random", seed=5)
+    replies = {r.key: grid.run_coroutine(backend.acomplete(r.query)) for r in plan.requests}
+    answers = grid._parse_all(plan, replies)
+    assert any("low_mass" in a.flags for a in answers) and any(not a.ok for a in answers)
+    fast, slow = grid._one_ordering_table(plan, answers, 0.9), grid._general_table(plan, answers, 0.9)
+    assert to_csv_bytes(fast) == to_csv_bytes(slow) and fast.attrs == slow.attrs

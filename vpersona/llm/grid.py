@@ -181,6 +181,12 @@ def answers_table(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, A
     hash per ordering, ';'-joined)."""
     answers = _parse_all(plan, replies, parsed)
     min_mass = getattr(plan.estimator, "min_mass", 0.0)
+    if all(len(ids) == 1 for ids in plan.row_requests):
+        return _one_ordering_table(plan, answers, min_mass)
+    return _general_table(plan, answers, min_mass)
+
+
+def _general_table(plan: GridPlan, answers: list[Answer], min_mass: float) -> pd.DataFrame:
     n = len(plan.rows)
     P = np.zeros((n, KMAX))
     K = np.zeros(n, dtype=int)
@@ -217,6 +223,37 @@ def answers_table(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, A
                              "low_mass_policy": plan.low_mass}
     return out
 
+
+
+def _one_ordering_table(plan: GridPlan, answers: list[Answer], min_mass: float) -> pd.DataFrame:
+    """:func:`answers_table` when every row has one ordering (fixed, reversed, random): the same
+    arithmetic, per request and vectorised instead of per row (tested byte for byte)."""
+    reqs = plan.requests
+    w = np.array([answer_weight(a, min_mass, plan.low_mass) for a in answers], dtype=float)
+    K = np.array([r.prompt.K for r in reqs], dtype=int)
+    D = np.zeros((len(reqs), KMAX))
+    for j, a in enumerate(answers):
+        D[j, :K[j]] = a.dist
+    kept = w > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        P = np.where(kept[:, None], (w[:, None] * D) / w[:, None], np.nan)
+    P[np.arange(KMAX)[None, :] >= K[:, None]] = 0.0
+    ok = np.array([a.ok for a in answers], dtype=bool)
+    dropped = ok & ~kept
+    flags = [";".join(sorted(a.flags | {"low_mass_dropped"} if d else a.flags)) for a, d in zip(answers, dropped)]
+    idx = np.array([ids[0] for ids in plan.row_requests], dtype=np.int64)
+    out = from_matrix(plan.rows, P[idx], K[idx])
+    out["covered_mass"] = np.array([a.covered_mass for a in answers], dtype=float)[idx]
+    out["n_valid"] = np.where(kept, [a.n_valid for a in answers], 0).astype(int)[idx]
+    out["n_invalid"] = (np.array([a.n_invalid for a in answers], dtype=int) + dropped)[idx]
+    out["answer_weight"] = w[idx]
+    out["flags"] = np.array(flags, dtype=object)[idx]
+    out["prompt_hash"] = np.array([r.prompt.template_hash for r in reqs], dtype=object)[idx]
+    out["rendered_hash"] = np.array([r.prompt.rendered_hash for r in reqs], dtype=object)[idx]
+    low = np.array(["low_mass" in a.flags for a in answers], dtype=bool)[idx]
+    out.attrs["low_mass"] = {"low_mass_replies": int(low.sum()), "low_mass_rows": int(low.sum()),
+                             "low_mass_dropped_rows": int(dropped[idx].sum()), "low_mass_policy": plan.low_mass}
+    return out
 
 
 async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, concurrency: int,
