@@ -2,9 +2,10 @@
 
 Keys come from :func:`vpersona.llm.backends.base.cache_key` (backend identity, messages, estimator,
 generation parameters, replicate index). Each row keeps the raw reply (JSON), the parsed answer,
-token usage and a timestamp. Every answer is committed as soon as it arrives, in WAL mode, so a run
-killed at any point (even ``kill -9``) keeps all answers received so far, and several processes
-can write to one cache at once (SQLite's own locking; writers wait up to ``timeout`` seconds).
+token usage and a timestamp. ``put`` commits one answer at once, ``put_many`` a group in one
+transaction (the grid commits its replies in groups, at most 50 ms after they arrive), in WAL
+mode, so a run killed at any point (even ``kill -9``) keeps all answers committed so far, and
+several processes can write to one cache at once (SQLite's own locking; writers wait up to ``timeout`` seconds).
 
 A file that is not SQLite, is damaged (``PRAGMA quick_check``), or is another application's SQLite
 database is refused with :class:`CacheError`; it is never overwritten.
