@@ -98,3 +98,19 @@ def test_estimate_grid_cost_counts_prompts_and_prices_them(tmp_path):
     spent = run_cost({"prompt_tokens": 1_000_000, "completion_tokens": 0, "calls": 5}, model="m", prices=prices)
     assert spent["total_usd"] == pytest.approx(1.0) and spent["calls"] == 5
     assert run_cost({"prompt_tokens": 10}, model="m")["total_usd"] is None
+
+
+def test_gpu_hours_from_token_counts_with_prefix_cache_and_projection():
+    from vpersona.llm.cost import gpu_hours
+    usage = {"prompt_tokens": 9_000_000, "cached_prompt_tokens": 6_000_000, "completion_tokens": 100_000}
+    out = gpu_hours(usage, prefill_tokens_per_s=10_000, decode_tokens_per_s=1_000, gpus=4, usd_per_gpu_hour=2.0)
+    assert out["computed_prompt_tokens"] == 3_000_000
+    assert out["gpu_hours"] == pytest.approx((300 + 100) / 3600) and out["wall_hours"] == pytest.approx(out["gpu_hours"] / 4)
+    assert out["usd"] == pytest.approx(2.0 * out["gpu_hours"])
+    projected = gpu_hours(usage, prefill_tokens_per_s=10_000, decode_tokens_per_s=1_000, scale=10)
+    assert projected["gpu_hours"] == pytest.approx(10 * out["gpu_hours"]) and projected["usd"] is None
+    import pandas as pd
+    frame = pd.DataFrame([{**usage, "model": "a"}, {**usage, "model": "b"}])
+    assert gpu_hours(frame, prefill_tokens_per_s=10_000, decode_tokens_per_s=1_000)["gpu_hours"] == pytest.approx(2 * out["gpu_hours"])
+    with pytest.raises(ValueError, match="throughputs"):
+        gpu_hours(usage, prefill_tokens_per_s=0, decode_tokens_per_s=1)

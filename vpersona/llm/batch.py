@@ -154,6 +154,23 @@ def read_batch_results(results: str | Path | Iterable[str | Path], pairs: pd.Dat
 
 def _read_line(line: str, where: str, by_key: dict, seen: set, backend, cache: AnswerCache,
                plan: GridPlan, report: BatchReadReport) -> None:
+    def expect(custom_id):
+        request = by_key.get(custom_id)
+        if request is None:
+            return None
+        params = request.query.param_dict
+        return (bool(params.get("logprobs") or params.get("top_logprobs") is not None), int(params.get("n") or 1),
+                lambda reply: plan.estimator.parse(reply, request.prompt).to_json())
+
+    read_result_line(line, where, expect, seen, cache, report, backend=backend.kind, estimator=plan.estimator.name,
+                     model=backend.identity().get("model"))
+
+
+def read_result_line(line: str, where: str, expect, seen: set, cache: AnswerCache, report: BatchReadReport, *,
+                     backend: str, estimator: str, model: str | None) -> None:
+    """Check one Batch result line and store its reply. ``expect(custom_id)`` gives
+    ``(want_logprobs, n, parse)`` for an id of this grid (``parse(reply)`` -> the answer JSON to
+    store, or None to leave it to the grid), or None for an unknown id."""
     def fail(reason: str, message: str) -> None:
         report.failed[reason] += 1
         if len(report.examples) < 5:
@@ -164,8 +181,8 @@ def _read_line(line: str, where: str, by_key: dict, seen: set, backend, cache: A
         custom_id = record["custom_id"]
     except (ValueError, KeyError, TypeError):
         return fail("malformed", f"not a Batch result line: {line[:120].strip()!r}")
-    request = by_key.get(custom_id)
-    if request is None:
+    expected = expect(custom_id)
+    if expected is None:
         return fail("unknown_id", f"custom_id {str(custom_id)[:70]!r} is not a query of this grid "
                                   f"(another grid, estimator, or backend model/base URL?)")
     if custom_id in seen:
@@ -181,20 +198,16 @@ def _read_line(line: str, where: str, by_key: dict, seen: set, backend, cache: A
     if status != 200:
         message = ((body or {}).get("error") or {}).get("message") if isinstance(body, dict) else body
         return fail(f"http_{status}", f"HTTP {status}: {str(message)[:200]}")
-    params = request.query.param_dict
-    want_logprobs = bool(params.get("logprobs") or params.get("top_logprobs") is not None)
+    want_logprobs, wanted, parse = expected
     try:
         reply = reply_from_completion(body, want_logprobs=want_logprobs, source=f"Batch result {where}")
     except BackendError as e:
         return fail("bad_reply", str(e))
-    wanted = int(request.query.param_dict.get("n") or 1)
     if len(reply.texts) < wanted:
         return fail("bad_reply", f"{len(reply.texts)} completions for n={wanted}")
     seen.add(custom_id)
     if custom_id in cache:
         report.already_cached += 1
         return
-    answer = plan.estimator.parse(reply, request.prompt).to_json()
-    cache.put(custom_id, reply, backend=backend.kind, estimator=plan.estimator.name,
-              model=backend.identity().get("model"), answer=answer)
+    cache.put(custom_id, reply, backend=backend, estimator=estimator, model=model, answer=parse and parse(reply))
     report.stored += 1

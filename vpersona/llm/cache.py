@@ -2,9 +2,10 @@
 
 Keys come from :func:`vpersona.llm.backends.base.cache_key` (backend identity, messages, estimator,
 generation parameters, replicate index). Each row keeps the raw reply (JSON), the parsed answer,
-token usage and a timestamp. Every answer is committed as soon as it arrives, in WAL mode, so a run
-killed at any point (even ``kill -9``) keeps all answers received so far, and several processes
-can write to one cache at once (SQLite's own locking; writers wait up to ``timeout`` seconds).
+token usage and a timestamp. ``put`` commits one answer at once, ``put_many`` a group in one
+transaction (the grid commits its replies in groups, at most 50 ms after they arrive), in WAL
+mode, so a run killed at any point (even ``kill -9``) keeps all answers committed so far, and
+several processes can write to one cache at once (SQLite's own locking; writers wait up to ``timeout`` seconds).
 
 A file that is not SQLite, is damaged (``PRAGMA quick_check``), or is another application's SQLite
 database is refused with :class:`CacheError`; it is never overwritten.
@@ -86,6 +87,7 @@ class AnswerCache:
             self._check_integrity()
             self._init_or_check_schema()
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a killed process
+            self._conn.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: random keys touch the whole index
         except CacheError:
             self._conn.close()
             raise
@@ -160,6 +162,17 @@ class AnswerCache:
             self.stats.misses += len(keys) - len(found)
         return found
 
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` the cache holds (no reply is read; hits and misses are not counted)."""
+        keys = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                found.update(r[0] for r in self._conn.execute(
+                    f"SELECT key FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return self._conn.execute("SELECT 1 FROM answers WHERE key = ?", (key,)).fetchone() is not None
@@ -190,6 +203,30 @@ class AnswerCache:
             self.stats.calls += 1
             self.stats.prompt_tokens += pt
             self.stats.completion_tokens += ct
+
+    def put_many(self, items: Iterable[tuple[str, Reply, dict | None]], *, backend: str, estimator: str,
+                 model: str | None = None) -> None:
+        """Store ``(key, reply, answer)`` triples in one transaction (one commit for all: what
+        makes a fast backend's replies cheap to keep). Keys already present are kept as they were."""
+        rows, pt_sum, ct_sum = [], 0, 0
+        now = _now()
+        for key, reply, answer in items:
+            usage = reply.usage or {}
+            pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            rows.append((key, backend, model, estimator, reply_to_json(reply),
+                         None if answer is None else json.dumps(answer, ensure_ascii=False), pt, ct, now))
+            pt_sum, ct_sum = pt_sum + pt, ct_sum + ct
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self.stats.calls += len(rows)
+            self.stats.prompt_tokens += pt_sum
+            self.stats.completion_tokens += ct_sum
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:

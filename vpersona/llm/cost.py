@@ -208,3 +208,30 @@ def confirm(estimate: dict, confirmed: bool) -> None:
         raise CostNotConfirmed(f"{estimate['n_prompts']:,} prompts, ~{estimate['prompt_tokens']:,.0f} prompt tokens, "
                                f"{money} for {estimate['model']}: nothing was sent. "
                                "Rerun with -p CONFIRM_COST true to go ahead")
+
+
+def gpu_hours(usage: Mapping | pd.DataFrame, *, prefill_tokens_per_s: float, decode_tokens_per_s: float,
+              gpus: int = 1, usd_per_gpu_hour: float | None = None, scale: float = 1.0) -> dict:
+    """GPU time of a run on your own servers, from its token counts and your measured throughput.
+
+    ``usage``: token totals (``prompt_tokens``, ``cached_prompt_tokens``, ``completion_tokens``),
+    e.g. a run's ``run_stats`` or :func:`usage_from_cache` (summed over models). Prompt tokens the
+    server's prefix cache served (``cached_prompt_tokens``; vLLM reports them with
+    ``--enable-prompt-tokens-details``) are not computed again. ``prefill_tokens_per_s`` /
+    ``decode_tokens_per_s``: one GPU's (or replica's) throughput for this model at the
+    concurrency you run, measured with e.g. ``vllm bench serve``. ``scale``: multiply the counts,
+    e.g. ``full_grid_prompts / pilot_prompts`` to project a pilot run to the whole grid. The two
+    phases are added (no overlap assumed): an upper bound.
+    """
+    if isinstance(usage, pd.DataFrame):
+        usage = {c: int(usage[c].sum()) for c in TOKEN_COLUMNS if c in usage}
+    if min(prefill_tokens_per_s, decode_tokens_per_s) <= 0 or gpus < 1 or scale < 0:
+        raise ValueError("throughputs must be > 0 tokens/s, gpus >= 1 and scale >= 0")
+    prompt = scale * float(usage.get("prompt_tokens", 0))
+    cached = min(scale * float(usage.get("cached_prompt_tokens", 0)), prompt)
+    decode = scale * float(usage.get("completion_tokens", 0))
+    seconds = (prompt - cached) / prefill_tokens_per_s + decode / decode_tokens_per_s
+    hours = seconds / 3600.0
+    return {"prompt_tokens": prompt, "cached_prompt_tokens": cached, "computed_prompt_tokens": prompt - cached,
+            "completion_tokens": decode, "gpu_hours": hours, "wall_hours": hours / gpus, "gpus": gpus,
+            "usd": None if usd_per_gpu_hour is None else hours * usd_per_gpu_hour}

@@ -1,4 +1,6 @@
-"""The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` totals, ``doctor``."""
+"""The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` totals,
+``doctor`` (check the engine and setup), ``batch`` submit|status|collect (OpenAI Batch API) and
+write|read (vllm run-batch)."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="totals of an LLM answer cache (answers, tokens)")
     cache.add_argument("path", nargs="?", default=None, help="cache file (default: outputs/llm_cache.sqlite)")
+    from vpersona.report import batch_cli
+    batch_cli.add_parser(sub)
     return ap
 
 
@@ -62,6 +66,9 @@ def main(argv=None) -> int:
         return doctor(engine_only=args.engine_only, cache_path=args.cache)
     if args.command == "cache":
         return cache_totals(args.path)
+    if args.command == "batch":
+        from vpersona.report.batch_cli import main as batch_main
+        return batch_main(args)
     return 2
 
 

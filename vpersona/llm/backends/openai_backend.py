@@ -22,9 +22,11 @@ import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx2
 import openai
 
 from .base import BackendError, Query, Reply
+from .http_transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ PLACEHOLDER_KEY = "EMPTY"  # what vLLM/llama.cpp/Ollama accept when they run wit
 # Request fields that make llama_cpp.server sample from the full distribution, like the embedded
 # backend (its defaults: top_k=40, min_p=0.05, repeat_penalty=1.1).
 LLAMA_CPP_PLAIN_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+JSON_HEADERS = {"headers": {"Content-Type": "application/json"}}
+RESPONSE_TYPES = (httpx2.Response,)  # the SDK returns the raw response for this cast_to, whichever httpx
 SAMPLE_HINT = "use estimator='sample' (parses n sampled answers) with this model or server"
 
 
@@ -179,6 +183,7 @@ class OpenAIBackend:
             if reserved in self.extra_body:
                 raise ValueError(f"extra_body may not set {reserved!r}; it comes from the backend and the query")
         self._loop = None
+        self._fast = None
         self._warned_n = False
 
     def __repr__(self) -> str:
@@ -199,9 +204,20 @@ class OpenAIBackend:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # asyncio objects and pooled connections belong to one loop
             self._loop = loop
+            http_client, self._fast = self._http_client, None
+            if http_client is None and urlsplit(self.base_url).scheme == "http":
+                # a local/LAN server (vLLM): the lean keep-alive transport, one connection per slot,
+                # shared by the fast path and the SDK
+                transport = KeepAliveTransport(self.max_concurrency)
+                http_client = openai.DefaultAsyncHttpxClient(transport=transport, timeout=self.timeout)
+                self._fast = FastPath(transport, f"{self.base_url}/chat/completions", self._api_key, self.timeout)
+            elif http_client is None:
+                limits = httpx2.Limits(max_connections=self.max_concurrency,
+                                       max_keepalive_connections=self.max_concurrency)  # no reconnect churn
+                http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout)
             self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
                                               timeout=self.timeout, max_retries=self.max_retries,
-                                              http_client=self._http_client)
+                                              http_client=http_client)
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._limiter = RequestRateLimiter(self.requests_per_minute)
         return self._client
@@ -245,21 +261,23 @@ class OpenAIBackend:
         client = self._session()
         async with self._semaphore:
             await self._limiter.acquire()
-            try:
-                # Everything but model/messages travels as extra_body: the JSON sent is exactly
-                # `body`, including server-specific fields the SDK's signature does not know.
-                rest = {k: v for k, v in body.items() if k not in ("model", "messages")}
-                response = await client.chat.completions.with_raw_response.create(
-                    model=body["model"], messages=body["messages"], extra_body=rest)
-            except openai.APIError as exc:
-                raise await self._explain(exc, body) from None
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            response = await self._fast.post(content) if self._fast is not None else None
+            if response is None:  # no fast path, or it did not get a 200: the SDK, from the start
+                try:
+                    # The SDK's low-level post: its retries, timeouts and error classes, without
+                    # validating and re-serialising the parameters (`create` costs ~3x the CPU).
+                    # The JSON sent is exactly `body`; the reply is parsed once, below.
+                    response = await client.post("/chat/completions", cast_to=RESPONSE_TYPES[0], content=content,
+                                                 options=JSON_HEADERS)
+                except openai.APIError as exc:
+                    raise await self._explain(exc, body) from None
         where = f"{_public_url(self.base_url)} (model {self.model!r})"
         try:
-            completion = json.loads(response.http_response.text)
+            completion = json.loads(response.content)
         except ValueError:
             raise BackendError(f"{where}: the server returned a malformed JSON body (HTTP "
-                               f"{response.http_response.status_code}): "
-                               f"{self._redact(_shorten(response.http_response.text))}") from None
+                               f"{response.status_code}): {self._redact(_shorten(response.text))}") from None
         return reply_from_completion(completion, want_logprobs=bool(body.get("logprobs")), source=where)
 
     async def _explain(self, exc: openai.APIError, body: dict) -> BackendError:
@@ -313,6 +331,32 @@ class OpenAIBackend:
             text = text.replace(self._api_key, "***")
         text = re.sub(r"(?i)bearer\s+\S+", "Bearer ***", text)
         return re.sub(r"sk-[A-Za-z0-9_\-*]{3,}", "sk-***", text)
+
+
+class FastPath:
+    """One attempt at ``POST /chat/completions`` straight on the transport, for plain-http servers.
+
+    The openai SDK's request machinery (options models, URL merging, headers, retry loop) costs
+    ~0.4 ms of CPU per request, more than a local vLLM needs to answer a one-token request. So
+    the first attempt goes out directly; only a 200 is accepted from it. Anything else (an HTTP
+    error status, a refused connection, a timeout) returns None and the request is sent again
+    through the SDK, with its retries, backoff and error classes: a failing request costs one
+    more attempt than through the SDK alone, a successful one a third of the CPU.
+    """
+
+    def __init__(self, transport: KeepAliveTransport, url: str, api_key: str, timeout: float):
+        self.transport, self.url = transport, httpx2.URL(url)
+        self.headers = [("authorization", f"Bearer {api_key}"), ("content-type", "application/json"),
+                        ("accept", "application/json"), ("user-agent", "vpersona (openai-compatible)")]
+        self.extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
+
+    async def post(self, content: bytes):
+        request = httpx2.Request("POST", self.url, headers=self.headers, content=content, extensions=self.extensions)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except (httpx2.HTTPError, OSError):
+            return None
+        return response if response.status_code == 200 else None
 
 
 def _error_text(exc: openai.APIError) -> str:

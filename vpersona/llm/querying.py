@@ -1,0 +1,90 @@
+"""Sending a grid's queries: at most ``concurrency`` in flight, replies parsed once and committed
+to the answer cache in groups (one SQLite transaction per ``FLUSH_ROWS`` replies, and never more
+than ``FLUSH_SECONDS`` after a reply arrives: a run killed at any point loses at most that much).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+
+from vpersona.llm.backends.base import Backend, Reply
+from vpersona.llm.cache import AnswerCache
+from vpersona.llm.estimators import Answer, Estimator
+
+FLUSH_ROWS = 1024        # cache commit group: at most this many replies...
+FLUSH_SECONDS = 0.05     # ...or this much time between a reply's arrival and its commit
+
+
+class Committer:
+    """Cache writes in groups (one SQLite transaction per ``FLUSH_ROWS`` replies or
+    ``FLUSH_SECONDS``): a commit per reply costs more than the rest of the harness together."""
+
+    def __init__(self, cache: AnswerCache | None, backend: Backend, est: Estimator):
+        self.cache, self.kind, self.est = cache, backend.kind, est
+        self.model = backend.identity().get("model")
+        self.pending: list[tuple] = []
+        self.last = time.monotonic()
+
+    def add(self, key: str, reply: Reply, answer: Answer) -> None:
+        if self.cache is None:
+            return
+        self.pending.append((key, reply, answer.to_json()))
+        if len(self.pending) >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        if self.pending:
+            rows, self.pending = self.pending, []
+            self.cache.put_many(rows, backend=self.kind, estimator=self.est.name, model=self.model)
+
+    async def every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.flush()
+
+
+async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estimator, concurrency: int,
+                  replies: dict[str, Reply], answers: dict[str, Answer], stats) -> None:
+    """Send ``todo`` in order with at most ``concurrency`` in flight; store each reply (committed
+    within ``FLUSH_SECONDS``). On a failure no new query starts, the ones in flight finish (and
+    are cached), then it raises."""
+    queue = iter(todo)
+    failures: list[BaseException] = []
+
+    async def worker():
+        for req in queue:  # the shared iterator hands out queries in order
+            if failures:
+                return
+            try:
+                reply = await backend.acomplete(req.query)
+            except BaseException as e:  # noqa: BLE001 - re-raised below after the others stop
+                failures.append(e)
+                return
+            replies[req.key] = reply
+            answers[req.key] = answer = est.parse(reply, req.prompt)  # what the cache keeps
+            stats.calls += 1
+            usage = reply.usage
+            stats.prompt_tokens += int(usage.get("prompt_tokens", 0))
+            stats.completion_tokens += int(usage.get("completion_tokens", 0))
+            committer.add(req.key, reply, answer)
+
+    ticker = asyncio.ensure_future(committer.every(FLUSH_SECONDS))
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, int(concurrency)))))
+    finally:
+        ticker.cancel()
+        committer.flush()
+    if failures:
+        raise failures[0]
+
+
+def run_coroutine(coro):
+    """``asyncio.run`` that also works where a loop is already running (Jupyter, papermill)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
