@@ -145,9 +145,6 @@ class EmbeddedBackend:
         result = self._formatter(messages=messages)
         return self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
-    def format_messages(self, messages: list[dict]) -> str:
-        return self._formatter(messages=messages).prompt
-
     # -- answering ----------------------------------------------------------------------------
     async def acomplete(self, query: Query) -> Reply:
         """Answer ``query`` in a worker thread; callers are served one at a time in arrival order

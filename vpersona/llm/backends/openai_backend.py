@@ -23,6 +23,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
+import numpy as np
 import openai
 
 from .base import BackendError, Query, Reply
@@ -123,14 +124,8 @@ def _first_token_top_logprobs(choice: dict) -> dict[str, float] | None:
         token, logprob = entry.get("token"), entry.get("logprob")
         if token is None or logprob is None:
             continue
-        merged[token] = float(logprob) if token not in merged else _logaddexp(merged[token], float(logprob))
+        merged[token] = float(logprob) if token not in merged else float(np.logaddexp(merged[token], float(logprob)))
     return merged or None
-
-
-def _logaddexp(a: float, b: float) -> float:
-    """log(exp(a) + exp(b)) without underflow."""
-    hi, lo = max(a, b), min(a, b)
-    return hi + math.log1p(math.exp(lo - hi))
 
 
 class OpenAIBackend:
