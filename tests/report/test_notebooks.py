@@ -161,7 +161,7 @@ def test_paper_config_reads_an_official_layout_file_and_stops_before_paying(tmp_
     monkeypatch.setenv("WVS7_FILE", str(wvs_file))
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there: any request would fail
-    config = load_config("paper", {"MODEL": "gpt-test", "N_PERSONAS": "20", "PRICE_TABLE": str(prices)})
+    config = load_config("paper", {"MODEL": "gpt-test", "POWER_MODEL": "gpt-test", "N_PERSONAS": "20", "PRICE_TABLE": str(prices)})
     with pytest.raises(RunFailed, match=r"02_simulation\.ipynb failed in cell \d+ \(CostNotConfirmed: .*nothing was sent"):
         run(config, "paper-test", output_dir=tmp_path, progress=False, log=lambda *_: None)
     run_dir = tmp_path / "paper-test"
