@@ -270,14 +270,15 @@ async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, 
         stats.cache_hits += len(replies)
         todo = [r for r in plan.requests if r.key not in replies]
         parsed: dict[str, Answer] = {}
+        bar.total = (bar.total or 0) + len(todo)  # the bar counts the queries asked (cached ones are free)
+        bar.refresh()
         await ask_all(todo, backend, Committer(cache, backend, plan.estimator), plan.estimator, concurrency,
-                      replies, parsed, stats)
+                      replies, parsed, stats, on_reply=bar.update)
         table = answers_table(plan, replies, parsed)
         stats.invalid_rows += int((table["n_valid"] == 0).sum())
         for k, v in table.attrs.pop("low_mass").items():
             setattr(stats, k, v if isinstance(v, str) else getattr(stats, k) + v)
         sink(table)
-        bar.update(len(plan.rows))
 
 
 def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, replicates, seed, concurrency,
@@ -287,14 +288,13 @@ def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, r
     stats = RunStats(backend=identity)
     plans = iter_plans(pairs, personas, catalog=catalog, backend_identity=identity, estimator=estimator, order=order,
                        replicates=replicates, seed=seed, low_mass=low_mass, chunk_rows=chunk_rows, **estimator_params)
-    total = len(pairs) * int(replicates) if isinstance(pairs, pd.DataFrame) else None
     totals = {"row_queries": 0, "priors": set()}
     with ExitStack() as stack:
         if cache is None:  # repeats across chunks still cost one call: a scratch cache, deleted after
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="vpersona-grid-"))
             cache = stack.enter_context(AnswerCache(Path(tmp) / "scratch.sqlite"))
         # a terminal gets a live bar, a log a line every 30 s (vpersona.core.progress)
-        bar = stack.enter_context(progress_bar(total, f"querying {backend.kind}", unit="row", disable=not progress))
+        bar = stack.enter_context(progress_bar(0, f"querying {backend.kind}", unit="q", disable=not progress))
         run_coroutine(_run(plans, backend, cache, concurrency, stats, sink, bar, totals))
     stats.prompts_per_row = totals["row_queries"] / max(1, stats.rows)
     stats.calibration_queries = len(totals["priors"])

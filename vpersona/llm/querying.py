@@ -46,10 +46,10 @@ class Committer:
 
 
 async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estimator, concurrency: int,
-                  replies: dict[str, Reply], answers: dict[str, Answer], stats) -> None:
+                  replies: dict[str, Reply], answers: dict[str, Answer], stats, on_reply=None) -> None:
     """Send ``todo`` in order with at most ``concurrency`` in flight; store each reply (committed
-    within ``FLUSH_SECONDS``). On a failure no new query starts, the ones in flight finish (and
-    are cached), then it raises."""
+    within ``FLUSH_SECONDS``) and call ``on_reply()`` after each (progress). On a failure no new
+    query starts, the ones in flight finish (and are cached), then it raises."""
     queue = iter(todo)
     failures: list[BaseException] = []
 
@@ -69,6 +69,8 @@ async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estim
             stats.prompt_tokens += int(usage.get("prompt_tokens", 0))
             stats.completion_tokens += int(usage.get("completion_tokens", 0))
             committer.add(req.key, reply, answer)
+            if on_reply is not None:
+                on_reply()
 
     ticker = asyncio.ensure_future(committer.every(FLUSH_SECONDS))
     try:
