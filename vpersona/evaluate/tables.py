@@ -7,7 +7,6 @@ import pandas as pd
 from vpersona.evaluate.metrics import METRICS, score
 from vpersona.evaluate.references import average_draws
 
-REFERENCE_ORDER = ("regression", "global", "uniform")
 # method pairs the paper compares, (method, baseline): kinds against each other, calibrated against raw
 COMPARISONS = (("value", "none"), ("value", "country"), ("value+T", "value"), ("value+country+T", "value+country"))
 

@@ -51,10 +51,10 @@ def main(args) -> int:
     from vpersona.llm import batch_api
     from vpersona.llm.backends.base import BackendError
     from vpersona.llm.backends.openai_backend import OpenAIBackend
-    from vpersona.llm.cache import AnswerCache
+    from vpersona.llm.cache import AnswerCache, resolve_cache_path
 
     run = args.run
-    cache_path = args.cache or run.resolve().parent / "llm_cache.sqlite"
+    cache_path = args.cache or resolve_cache_path("auto", run.resolve())
     try:
         with AnswerCache(cache_path) as cache:
             if args.step in ("status", "collect"):

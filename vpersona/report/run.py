@@ -131,9 +131,8 @@ def _execute(path: Path, run_dir: Path, params: dict, progress: bool) -> None:
 def describe_cache(cache_path, run_dir: Path) -> str:
     """Which answer cache the run uses and how many answers it already holds (opened read-only
     in effect: a file that does not exist yet is not created here)."""
-    from vpersona.llm.cache import AnswerCache, CacheError
-    # the simulation notebook's rule: "auto" is llm_cache.sqlite beside the run folders
-    path = run_dir.parent / "llm_cache.sqlite" if cache_path == "auto" else Path(cache_path)
+    from vpersona.llm.cache import AnswerCache, CacheError, resolve_cache_path
+    path = resolve_cache_path(cache_path, run_dir)  # the same rule the simulation notebook applies
     if not path.exists():
         return f"[vpersona] answer cache: {path} (new: no answers yet)"
     try:
