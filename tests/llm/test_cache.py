@@ -138,3 +138,42 @@ def test_refuses_a_foreign_meta_table(tmp_path):
     con.close()
     with pytest.raises(CacheError, match="another application"):
         AnswerCache(path)
+
+
+def test_new_files_get_large_pages_and_old_4k_files_still_work(tmp_path):
+    from vpersona.llm.cache import PAGE_SIZE
+    with AnswerCache(tmp_path / "new.sqlite") as cache:
+        assert cache._conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+        cache.put("k", _reply(1), backend="fake", estimator="logprobs")
+    old = tmp_path / "old.sqlite"  # a cache made before: SQLite's default 4 KB pages, rows by the old writer
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("PRAGMA journal_mode=WAL")
+    from vpersona.llm.cache import APPLICATION, SCHEMA, SCHEMA_VERSION
+    conn.executescript(SCHEMA)
+    conn.execute("INSERT INTO meta VALUES ('application', ?), ('schema_version', ?)", (APPLICATION, SCHEMA_VERSION))
+    import json
+    conn.execute("INSERT INTO answers VALUES ('k0', 'fake', NULL, 'logprobs', ?, NULL, 1, 1, 'then')",
+                 (json.dumps({"texts": ["A"], "top_logprobs": {"A": -0.5}, "usage": {}, "raw": None}),))
+    conn.commit()
+    conn.close()
+    with AnswerCache(old) as cache:
+        assert cache._conn.execute("PRAGMA page_size").fetchone()[0] == 4096  # left as it was
+        assert cache.get("k0").top_logprobs == {"A": -0.5}
+        cache.put_many([("k1", _reply(2), {"dist": [0.5, None]})], backend="fake", estimator="logprobs")
+        assert cache.get("k1").texts == ["A2"] and len(cache) == 2
+
+
+def test_replies_round_trip_exactly_whatever_json_writes_them(tmp_path):
+    import math
+    import numpy as np
+    odd = [Reply(texts=["A"], top_logprobs={"A": -math.inf, "B": -1e-300, "C": -0.1 + 1e-17}, raw={"x": math.nan}),
+           Reply(texts=["é€"], top_logprobs={"A": -0.5}, raw={"n": None, "np": np.float64(0.25), "big": 2 ** 70}),
+           Reply(texts=["B"], top_logprobs={"A": -0.3, " B": -1.3}, raw={"id": "x"})]
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many([(f"k{i}", r, None) for i, r in enumerate(odd)], backend="fake", estimator="logprobs")
+        back = cache.get_many([f"k{i}" for i in range(len(odd))])
+    got = back["k0"]
+    assert got.top_logprobs["A"] == -math.inf and got.top_logprobs["B"] == -1e-300 and math.isnan(got.raw["x"])
+    assert back["k1"].texts == ["é€"] and back["k1"].raw == {"n": None, "np": 0.25, "big": 2 ** 70}
+    assert back["k2"].top_logprobs == odd[2].top_logprobs

@@ -220,6 +220,7 @@ KILL_SCRIPT = FAKE_BACKEND_SOURCE + textwrap.dedent('''
     from vpersona import load_catalog
     from vpersona.llm.cache import AnswerCache
     from vpersona.llm.grid import run_grid
+    from vpersona.llm.querying import FLUSH_SECONDS
 
 
     class CountedEmbedded:
@@ -243,7 +244,8 @@ KILL_SCRIPT = FAKE_BACKEND_SOURCE + textwrap.dedent('''
                              "text": [f"You are respondent {i}. You are {i} years into your job." for i in range(n)]})
     pairs = personas[["persona_id", "country", "kind"]].merge(pd.DataFrame({"item": ["Q46", "Q57", "Q1", "Q164"]}),
                                                               how="cross").assign(multiplicity=1)
-    backend = FakeBackend(delay=0.05, log=log_path) if which == "fake" else CountedEmbedded(log_path)
+    # replies come 8 per FLUSH_SECONDS, so by the kill (20 calls) some groups are committed, not all
+    backend = FakeBackend(delay=FLUSH_SECONDS / 2, log=log_path) if which == "fake" else CountedEmbedded(log_path)
     with AnswerCache(cache_path) as cache:
         table = run_grid(pairs, personas, catalog=load_catalog(), backend=backend, cache=cache, progress=False,
                          concurrency=4)

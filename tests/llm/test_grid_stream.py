@@ -138,6 +138,11 @@ def test_writer_matches_pandas_on_awkward_cells(tmp_path):
         w.write(table.iloc[:5])
         w.write(table.iloc[5:])
     assert out.read_bytes() == to_csv_bytes(table)
+    plain = pd.DataFrame({"s": ["", " lead", "tab\there", "semi;colon", "é€", None, "'single'"], "i": range(7)})
+    for t in (plain, plain[["s"]], plain.iloc[:0]):  # joined by hand; one column or no row: the csv writer
+        with AnswersWriter(out) as w:
+            w.write(t)
+        assert out.read_bytes() == to_csv_bytes(t)
     cat = table.assign(s=table["s"].astype("category"))  # not handled by hand: pandas writes it
     with AnswersWriter(out) as w:
         w.write(cat)

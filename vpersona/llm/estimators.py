@@ -25,6 +25,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -38,6 +39,7 @@ FLAGS = ("low_mass", "low_mass_dropped", "refusal", "unparseable", "no_logprobs"
 # policy, ``drop``ped from the aggregate or given the ``weight`` mass / MIN_MASS (see answer_weight).
 MIN_MASS = 0.05
 LOW_MASS = ("weight", "drop")
+NO_FLAGS, LOW_MASS_FLAG = frozenset(), frozenset({"low_mass"})
 
 REFUSAL = re.compile(
     r"^\W*(i'?m sorry|i am sorry|sorry\b|i cannot|i can'?t|i can not|i won'?t|i'?m not able|i am not able|"
@@ -49,7 +51,7 @@ REFUSAL = re.compile(
 LEADING_LABEL = re.compile(r"^\s*(?:answer\s*(?:is)?\s*[:\-]?\s*)?[(\[*\"'`]*([A-Za-z])(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: no per-instance dict for the collector to walk
 class Answer:
     """One persona x question answer. ``dist``: length K, catalog option order, sums to 1, or all
     NaN when nothing valid came back. ``covered_mass``: share of the reply that fell on valid labels
@@ -67,7 +69,7 @@ class Answer:
         return self.n_valid > 0
 
     def to_json(self) -> dict:
-        return {"dist": [None if math.isnan(x) else float(x) for x in self.dist],
+        return {"dist": [None if x != x else x for x in self.dist.tolist()],  # NaN -> null
                 "covered_mass": self.covered_mass, "n_valid": self.n_valid, "n_invalid": self.n_invalid,
                 "flags": sorted(self.flags)}
 
@@ -85,10 +87,22 @@ def _invalid(K: int, n_invalid: int, *flags: str) -> Answer:
     return Answer(np.full(K, np.nan), 0.0, 0, n_invalid, frozenset(flags))
 
 
+@lru_cache(maxsize=4096)
+def _inverse(option_index: tuple[int, ...]) -> np.ndarray:
+    """Presented position of each catalog option (the inverse permutation)."""
+    inverse = np.empty(len(option_index), dtype=np.intp)
+    inverse[list(option_index)] = np.arange(len(option_index))
+    inverse.flags.writeable = False
+    return inverse
+
+
+@lru_cache(maxsize=4096)
+def _positions(labels: tuple[str, ...]) -> dict[str, int]:
+    return {label: i for i, label in enumerate(labels)}
+
+
 def _to_catalog_order(presented: np.ndarray, prompt: Prompt) -> np.ndarray:
-    out = np.zeros(prompt.K)
-    out[list(prompt.option_index)] = presented
-    return out
+    return presented[_inverse(prompt.option_index)]
 
 
 def _label_of(token: str, labels: tuple[str, ...], *, ignore_case: bool = False) -> str | None:
@@ -141,23 +155,26 @@ class LogprobsEstimator:
 
     def parse(self, reply: Reply, prompt: Prompt, prior: np.ndarray | None = None) -> Answer:
         """``prior``: the label prior in presented order (contextual calibration), or None."""
-        if not reply.top_logprobs:
+        top = reply.top_logprobs
+        if not top:
             return _invalid(prompt.K, 1, "no_logprobs")
-        presented = np.zeros(prompt.K)
-        for token in sorted(reply.top_logprobs):  # fixed summation order: same reply -> same bits
-            label = _label_of(token, prompt.labels)
-            if label is not None:
-                presented[prompt.labels.index(label)] += math.exp(reply.top_logprobs[token])
+        position = _positions(prompt.labels)  # a token counts for the label it is, up to whitespace
+        summed = [0.0] * len(prompt.labels)
+        for token in sorted(top):  # fixed summation order: same reply -> same bits
+            i = position.get(token.strip())
+            if i is not None:
+                summed[i] += math.exp(top[token])
+        presented = np.array(summed)
         mass = float(presented.sum())
         if mass <= 0:
             return _invalid(prompt.K, 1, "unparseable")
-        flags = {"low_mass"} if mass < self.min_mass else set()
+        flags = LOW_MASS_FLAG if mass < self.min_mass else NO_FLAGS
         if prior is None:
             dist = presented / mass
         else:
             dist = divide_prior(presented, prior)
-            flags |= {"no_prior"} if np.isnan(prior).any() else set()
-        return Answer(_to_catalog_order(dist, prompt), mass, 1, 0, frozenset(flags))
+            flags = flags | {"no_prior"} if np.isnan(prior).any() else flags
+        return Answer(_to_catalog_order(dist, prompt), mass, 1, 0, flags)
 
 
 def parse_leading_label(text: str, labels: tuple[str, ...]) -> str | None:

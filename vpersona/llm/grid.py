@@ -16,9 +16,10 @@ content-free prompt per persona kind and K (:mod:`vpersona.llm.contextual`); ide
 (same messages, parameters and replicate) share one cache key and one call; keys already in the
 cache cost nothing (a query repeated in a later chunk, e.g. the `none` persona of the next
 country, is by then in the cache: a cache hit, not a call); the rest go to the backend with at
-most ``concurrency`` in flight, replies committed to the cache in small groups (at most
-``FLUSH_SECONDS`` after they arrive). The table is computed from the replies alone, so the same
-inputs and cache give an identical table, whatever the chunk size.
+most ``concurrency`` in flight, replies committed to the cache in groups by a background thread
+(at most ``FLUSH_SECONDS`` after they arrive; :mod:`vpersona.llm.querying`). The table is
+computed from the replies alone, so the same inputs and cache give an identical table, whatever
+the chunk size.
 
 ``plan_requests`` exposes the first half for a whole grid (what would be asked, under which keys)
 for other paths, e.g. writing a Batch JSONL file and loading its results into the cache.
@@ -35,6 +36,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from vpersona.core.collector import fewer_collections
 from vpersona.core.progress import progress_bar
 from vpersona.llm.answers_file import AnswersWriter, read_answers  # noqa: F401 - read_answers is public here
 from vpersona.llm.backends.base import Backend, Reply
@@ -128,13 +130,13 @@ def iter_plans(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFr
     est = make_estimator(estimator, **estimator_params)
     answer_weight(Answer(np.zeros(1), 0.0, 0, 1), 0.0, low_mass)  # names a bad LOW_MASS before any work
     texts = None
+    planner = ChunkPlanner(catalog, est, estimator, backend_identity, int(replicates), seed)
     for chunk in _chunks(pairs, int(chunk_rows)):
         pair_cols = list(chunk.columns)
         if texts is None:
             keys, texts = _persona_texts(pair_cols, personas)
         joined = _join(chunk, keys, texts)
         catalog.check(joined["item"].unique())
-        planner = ChunkPlanner(catalog, est, estimator, backend_identity, int(replicates), seed)  # memos per chunk
         yield planner.plan(joined, pair_cols, order, low_mass)
 
 
@@ -258,27 +260,34 @@ def _one_ordering_table(plan: GridPlan, answers: list[Answer], min_mass: float) 
 
 async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, concurrency: int,
                stats: RunStats, sink, bar, totals: dict) -> None:
-    for plan in plans:
-        n_row_queries = sum(len(ids) for ids in plan.row_requests)
-        priors = set(plan.row_prior.tolist()) - {-1}
-        stats.rows += len(plan.rows)
-        stats.unique_queries += len(plan.requests)
-        stats.deduplicated += n_row_queries - (len(plan.requests) - len(priors))
-        totals["row_queries"] += n_row_queries
-        totals["priors"].update(plan.requests[j].key for j in priors)
-        replies = cache.get_many([r.key for r in plan.requests])
-        stats.cache_hits += len(replies)
-        todo = [r for r in plan.requests if r.key not in replies]
-        parsed: dict[str, Answer] = {}
-        bar.total = (bar.total or 0) + len(todo)  # the bar counts the queries asked (cached ones are free)
-        bar.refresh()
-        await ask_all(todo, backend, Committer(cache, backend, plan.estimator), plan.estimator, concurrency,
-                      replies, parsed, stats, on_reply=bar.update)
-        table = answers_table(plan, replies, parsed)
-        stats.invalid_rows += int((table["n_valid"] == 0).sum())
-        for k, v in table.attrs.pop("low_mass").items():
-            setattr(stats, k, v if isinstance(v, str) else getattr(stats, k) + v)
-        sink(table)
+    committer = None
+    try:
+        for plan in plans:  # planned while the previous chunk's replies are written (a thread)
+            committer = committer or Committer(cache, backend, plan.estimator)
+            n_row_queries = sum(len(ids) for ids in plan.row_requests)
+            priors = set(plan.row_prior.tolist()) - {-1}
+            stats.rows += len(plan.rows)
+            stats.unique_queries += len(plan.requests)
+            stats.deduplicated += n_row_queries - (len(plan.requests) - len(priors))
+            totals["row_queries"] += n_row_queries
+            totals["priors"].update(plan.requests[j].key for j in priors)
+            committer.wait()  # earlier chunks' replies are in the cache before this chunk looks up
+            replies = cache.get_many([r.key for r in plan.requests])
+            stats.cache_hits += len(replies)
+            todo = [r for r in plan.requests if r.key not in replies]
+            parsed: dict[str, Answer] = {}
+            bar.total = (bar.total or 0) + len(todo)  # the bar counts the queries asked (cached ones are free)
+            bar.refresh()
+            await ask_all(todo, backend, committer, plan.estimator, concurrency, replies, parsed, stats,
+                          on_reply=bar.update)
+            table = answers_table(plan, replies, parsed)
+            stats.invalid_rows += int((table["n_valid"] == 0).sum())
+            for k, v in table.attrs.pop("low_mass").items():
+                setattr(stats, k, v if isinstance(v, str) else getattr(stats, k) + v)
+            sink(table)
+    finally:
+        if committer is not None:
+            committer.close()  # every reply received is committed, also when a query failed
 
 
 def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, replicates, seed, concurrency,
@@ -290,6 +299,7 @@ def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, r
                        replicates=replicates, seed=seed, low_mass=low_mass, chunk_rows=chunk_rows, **estimator_params)
     totals = {"row_queries": 0, "priors": set()}
     with ExitStack() as stack:
+        stack.enter_context(fewer_collections())
         if cache is None:  # repeats across chunks still cost one call: a scratch cache, deleted after
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="vpersona-grid-"))
             cache = stack.enter_context(AnswerCache(Path(tmp) / "scratch.sqlite"))

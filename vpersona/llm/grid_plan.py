@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,11 +16,10 @@ from vpersona.llm.backends.base import Query, cache_key
 from vpersona.llm.contextual import content_free_prompt
 from vpersona.llm.estimators import Estimator
 from vpersona.llm.orderings import orderings
-from vpersona.llm.prompts import Prompt, render
+from vpersona.llm.prompts import Prompt, render, system_message
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):  # a tuple: the cheapest object to make, one per prompt
     """One distinct query of the grid: its cache key, the query and the prompt it came from."""
 
     key: str
@@ -48,14 +48,16 @@ def _dumps(obj) -> str:
 
 
 class ChunkPlanner:
-    """Prompts, queries and cache keys of one chunk, built from memoised parts.
+    """Prompts, queries and cache keys of a grid, chunk by chunk, built from memoised parts.
 
     A prompt is the persona's system message (the same for all its questions) and the question's
     user message (the same for every persona shown the same option order); the JSON of the
     messages, which both the prompt's ``rendered_hash`` and the cache key hash, is the two parts'
-    JSON joined. So :func:`render` runs once per persona and once per (question, ordering)
-    instead of once per pair. The first row of each chunk is checked against the plain path
-    (``render``, ``make_query``, ``base.cache_key``): any disagreement stops the run.
+    JSON joined. So the system message is made once per persona and chunk
+    (:func:`~vpersona.llm.prompts.system_message`, which :func:`render` uses too) and
+    :func:`render` runs once per (question, ordering) of the grid instead of once per pair. The
+    first row of each chunk is checked against the plain path (``render``, ``make_query``,
+    ``base.cache_key``): any disagreement stops the run.
     """
 
     def __init__(self, catalog: Catalog, est: Estimator, estimator: str, identity: dict, replicates: int, seed: int):
@@ -75,11 +77,10 @@ class ChunkPlanner:
                  for r, q in enumerate(queries)]
         return base, _dumps(user).encode("utf-8"), queries, tails
 
-    def _system(self, text: str, item, perm) -> tuple | None:
-        full = render(text, item, estimator=self.estimator, option_index=perm)
-        if len(full.messages) == 1:
+    def _system(self, text: str) -> tuple | None:
+        system = system_message(text)
+        if system is None:
             return None
-        system = full.messages[0]
         return system, b"[" + _dumps(system).encode("utf-8") + b",", tuple(sorted(system.items()))
 
     def request(self, text: str, item, perm, r: int) -> tuple[Prompt, Query, str]:
@@ -90,7 +91,7 @@ class ChunkPlanner:
         base, user_json, queries, tails = q
         s = self.systems.get(text, False)
         if s is False:
-            s = self.systems[text] = self._system(text, item, perm)
+            s = self.systems[text] = self._system(text)
         if s is None:
             messages_json, prompt, query = b"[" + user_json + b"]", base, queries[r]
         else:
@@ -114,6 +115,7 @@ class ChunkPlanner:
                                f"prompts.render + base.cache_key; please report it")
 
     def plan(self, joined: pd.DataFrame, pair_cols: list[str], order: str, low_mass: str) -> GridPlan:
+        self.systems = {}  # persona-major: a chunk's personas rarely recur, so their memo goes with it
         requests: list[Request] = []
         index_of: dict[str, int] = {}
         contextual = bool(getattr(self.est, "contextual", False))
@@ -123,18 +125,25 @@ class ChunkPlanner:
             j = index_of.get(key)
             if j is None:
                 j = index_of[key] = len(requests)
-                requests.append(Request(key=key, query=query, prompt=prompt, replicate=r))
+                requests.append(Request(key, query, prompt, r))
             return j
 
         row_requests, row_prior = [], []
-        names = list(joined.columns)
+        fixed_perms: dict[int, tuple] = {}  # every order but `random` depends on K alone
+        items = {code: self.catalog[code] for code in joined["item"].unique()}
+        countries = joined["country"].tolist() if "country" in joined.columns else [None] * len(joined)
         first = True
-        for values in zip(*(joined[c].tolist() for c in names)):
-            rec = dict(zip(names, values))
-            text, item = rec["text"], self.catalog[rec["item"]]
+        for text, code, country, persona in zip(joined["text"].tolist(), joined["item"].tolist(), countries,
+                                                joined["persona_id"].tolist()):
+            item = items[code]
+            K = item.n_options
+            prior = (bool(text.strip()), K) if contextual else None
             for r in range(self.replicates):
-                perms = orderings(item.n_options, order, seed=self.seed, country=rec.get("country"),
-                                  persona=rec["persona_id"], item=item.code, replicate=r)
+                if order == "random":
+                    perms = orderings(K, order, seed=self.seed, country=country, persona=persona, item=code,
+                                      replicate=r)
+                else:
+                    perms = fixed_perms.get(K) or fixed_perms.setdefault(K, orderings(K, order))
                 ids = []
                 for perm in perms:
                     got = self.request(text, item, perm, r)
@@ -143,7 +152,7 @@ class ChunkPlanner:
                         first = False
                     ids.append(add(got, r))
                 row_requests.append(tuple(ids))
-                row_prior.append((bool(text.strip()), item.n_options) if contextual else None)
+                row_prior.append(prior)
         # content-free prompts last, so they do not interrupt a persona's run of shared-prefix prompts
         prior_index = {k: add(self.slow(content_free_prompt("x" if k[0] else "", k[1], estimator=self.estimator), 0), 0)
                        for k in dict.fromkeys(k for k in row_prior if k is not None)}

@@ -38,7 +38,7 @@ class Templates:
     hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: no per-instance dict for the collector to walk
 class Prompt:
     """One rendered prompt.
 
@@ -135,6 +135,14 @@ def render(persona_text: str, item: Item, *, estimator: str = "logprobs", order_
                           estimator=estimator, option_index=idx, templates=t)
 
 
+def system_message(persona_text: str, templates: Templates | None = None) -> dict | None:
+    """The system message that carries ``persona_text``, or None for an empty persona."""
+    persona_text = (persona_text or "").strip()
+    if not persona_text:
+        return None
+    return {"role": "system", "content": (templates or load_templates()).system.format(persona=persona_text)}
+
+
 def render_options(persona_text: str, question: str, option_texts, *, item_code: str, estimator: str = "logprobs",
                    option_index=None, templates: Templates | None = None) -> Prompt:
     """Render a question from its text and option texts (catalog order), options shown in
@@ -154,10 +162,8 @@ def render_options(persona_text: str, question: str, option_texts, *, item_code:
     options = "\n".join(t.option_line.format(label=lab, text=texts[i]) for lab, i in zip(labels, idx))
     example = json.dumps({lab: round(1 / K, 2) for lab in labels})
     user = t.user[estimator].format(question=question, options=options, labels=", ".join(labels), example=example)
-    messages = []
-    persona_text = (persona_text or "").strip()
-    if persona_text:
-        messages.append({"role": "system", "content": t.system.format(persona=persona_text)})
+    system = system_message(persona_text, t)
+    messages = [] if system is None else [system]
     messages.append({"role": "user", "content": user})
     return Prompt(item=item_code, estimator=estimator, messages=tuple(messages), labels=labels, option_index=idx,
                   template_hash=t.hash, rendered_hash=_canonical_hash(messages))

@@ -16,7 +16,7 @@ class BackendError(RuntimeError):
     """A permanent failure (bad key, unknown model, no logprobs...): retrying will not help."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: no per-instance dict for the collector to walk
 class Query:
     """One chat-completion request.
 
