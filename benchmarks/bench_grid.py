@@ -55,6 +55,7 @@ class InstantBackend:
 def grid(n_prompts: int, chunked: bool = False):
     """Persona-major plan of ``n_prompts`` pairs: n/50 distinct personas x 50 catalog questions.
     ``chunked``: the pairs as a generator of 10,000-row tables (never whole in memory)."""
+    import numpy as np
     import pandas as pd
     from vpersona import load_catalog
     catalog = load_catalog()
@@ -64,14 +65,24 @@ def grid(n_prompts: int, chunked: bool = False):
                              "text": [f"You are respondent {i}. God is very important in your life." for i in range(n_personas)],
                              "multiplicity": 1})
 
-    def pairs_of(first: int, stop: int):
-        return pd.DataFrame({"persona_id": [p for p in range(first, stop) for _ in items], "country": "NGA",
-                             "kind": "value", "item": items * (stop - first), "multiplicity": 1})
+    def pairs_of(first: int, stop: int):  # numpy-built: the plan's own cost is not the harness's
+        return pd.DataFrame({"persona_id": np.repeat(np.arange(first, stop), len(items)), "country": "NGA",
+                             "kind": "value", "item": np.tile(np.array(items, dtype=object), stop - first),
+                             "multiplicity": 1})
 
     if chunked:
         step = 10_000 // len(items)
         return catalog, personas, (pairs_of(p, min(p + step, n_personas)) for p in range(0, n_personas, step))
     return catalog, personas, pairs_of(0, n_personas)
+
+
+def machine_speed() -> float:
+    """Seconds for a fixed pure-Python loop (10^7 additions): how fast this VM runs right now
+    (it varies by +-25% over minutes on the project's shared 2-core machine)."""
+    t0, x = time.perf_counter(), 0
+    for i in range(10_000_000):
+        x += i
+    return round(time.perf_counter() - t0, 3)
 
 
 def one(n_prompts: int, impl: str) -> dict:
@@ -96,7 +107,7 @@ def one(n_prompts: int, impl: str) -> dict:
     return {"impl": impl, "prompts": n, "seconds": round(seconds, 2),
             "us_per_prompt": round(1e6 * seconds / n, 1), "cpu_us_per_prompt": round(1e6 * cpu / n, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "load_avg_1min": round(os.getloadavg()[0], 1)}
+            "load_avg_1min": round(os.getloadavg()[0], 1), "py_loop_s": machine_speed()}
 
 
 def main(argv=None) -> int:

@@ -177,3 +177,21 @@ def test_replies_round_trip_exactly_whatever_json_writes_them(tmp_path):
     assert got.top_logprobs["A"] == -math.inf and got.top_logprobs["B"] == -1e-300 and math.isnan(got.raw["x"])
     assert back["k1"].texts == ["é€"] and back["k1"].raw == {"n": None, "np": 0.25, "big": 2 ** 70}
     assert back["k2"].top_logprobs == odd[2].top_logprobs
+
+
+def test_bulk_json_insert_stores_what_executemany_stores(tmp_path):
+    import math
+    items = [(f"k{i}", _reply(i), None if i % 2 else {"dist": [0.25, None], "flags": ["a\"b\\c"]}) for i in range(50)]
+    items.append(("nan", Reply(texts=["x\n\ty"], top_logprobs={"A": -math.inf}, raw={"n": math.nan}), None))
+    items.append(("k1", _reply(99), None))  # a key twice in one group: the first is kept
+    stored = []
+    for bulk in (True, False):
+        with AnswerCache(tmp_path / f"{bulk}.sqlite") as cache:
+            assert cache._json_rows  # this SQLite has JSON functions: the bulk path is what runs
+            cache._json_rows = bulk
+            cache.put_many(items, backend="fake", estimator="logprobs", model=None)
+            stored.append(cache._conn.execute("SELECT key, backend, model, estimator, reply, answer, prompt_tokens, "
+                                              "completion_tokens, typeof(model), typeof(answer) FROM answers "
+                                              "ORDER BY key").fetchall())
+            assert cache.stats.calls == len(items) and cache.get("k1").texts == ["A1"]
+    assert stored[0] == stored[1] and len(stored[0]) == 51

@@ -39,3 +39,12 @@ def loads(text: str | bytes):
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def rows_json(rows: list) -> bytes | None:
+    """``rows`` (lists of str, int and None) as one JSON array, or None if orjson cannot write
+    them exactly (e.g. a string with a lone surrogate)."""
+    try:
+        return orjson.dumps(rows)
+    except TypeError:
+        return None

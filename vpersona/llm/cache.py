@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from vpersona.core.json_text import dumps, loads
+from vpersona.core.json_text import dumps, loads, rows_json
 from vpersona.llm.backends.base import Reply
 
 APPLICATION = "vpersona-answer-cache"
@@ -32,6 +32,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 # pages and 16k-row commits, 16.7 with 4 KB pages, 25.7 with 4 KB pages and 1k-row commits
 # (`python benchmarks/bench_cache.py --n 1000000`).
 PAGE_SIZE = 16384
+INSERT_JSON_ROWS = """INSERT OR IGNORE INTO answers
+SELECT json_extract(value, '$[0]'), ?1, ?2, ?3, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), ?4
+FROM json_each(?5)"""
 WAL_AUTOCHECKPOINT = 4000  # pages (64 MB of WAL at 16 KB pages) between checkpoints
 
 SCHEMA = """
@@ -89,6 +93,7 @@ class AnswerCache:
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        self._json_rows = _has_json(self._conn)
         try:
             self._check_integrity()
             self._init_or_check_schema()
@@ -216,19 +221,26 @@ class AnswerCache:
     def put_many(self, items: Iterable[tuple[str, Reply, dict | None]], *, backend: str, estimator: str,
                  model: str | None = None) -> None:
         """Store ``(key, reply, answer)`` triples in one transaction (one commit for all: what
-        makes a fast backend's replies cheap to keep). Keys already present are kept as they were."""
+        makes a fast backend's replies cheap to keep). Keys already present are kept as they were.
+        The rows go to SQLite as one JSON array in one statement (``json_each``), so SQLite does
+        the whole insert without taking the GIL back row by row (what lets the grid's writer
+        thread run beside the event loop); an SQLite without JSON functions gets ``executemany``."""
         rows, pt_sum, ct_sum = [], 0, 0
-        now = _now()
         for key, reply, answer in items:
             usage = reply.usage or {}
             pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-            rows.append((key, backend, model, estimator, reply_to_json(reply),
-                         None if answer is None else dumps(answer), pt, ct, now))
+            rows.append((key, reply_to_json(reply), None if answer is None else dumps(answer), pt, ct))
             pt_sum, ct_sum = pt_sum + pt, ct_sum + ct
+        bulk = rows_json(rows) if self._json_rows else None
+        now = _now()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                if bulk is not None:  # one statement: SQLite does the whole insert without the GIL
+                    self._conn.execute(INSERT_JSON_ROWS, (backend, model, estimator, now, bulk))
+                else:
+                    self._conn.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                           [(k, backend, model, estimator, r, a, pt, ct, now) for k, r, a, pt, ct in rows])
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -264,6 +276,13 @@ def _refuse_non_sqlite(path: Path) -> None:
     if header != SQLITE_HEADER:
         raise CacheError(f"cache file {path} is not an SQLite database (header {header[:16]!r}); expected a "
                          f"vpersona answer cache. It was left untouched: move it away or choose another cache path")
+
+
+def _has_json(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT json_extract('[1]', '$[0]')").fetchone()[0] == 1
+    except sqlite3.OperationalError:  # an SQLite built without its JSON functions
+        return False
 
 
 def _now() -> str:
