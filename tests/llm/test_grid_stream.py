@@ -83,6 +83,11 @@ def test_pairs_may_come_as_an_iterable_of_chunks(tmp_path):
     stream_grid((pairs.iloc[i:i + 5] for i in range(0, len(pairs), 5)), personas, out, catalog=CATALOG,
                 backend=FakeBackend(), cache=None, progress=False)
     assert out.read_bytes() == to_csv_bytes(whole)
+    # whatever sizes the chunks come in, the harness works in chunks of its own chunk_rows
+    parts = (pairs.iloc[a:b] for a, b in [(0, 1), (1, 2), (2, 9), (9, 9), (9, len(pairs))])
+    plans = list(iter_plans(parts, personas, catalog=CATALOG, backend_identity={"kind": "x"}, chunk_rows=4))
+    assert [len(p.rows) for p in plans] == [4] * (len(pairs) // 4) + ([len(pairs) % 4] if len(pairs) % 4 else [])
+    assert pd.concat([p.rows for p in plans], ignore_index=True).equals(pairs.reset_index(drop=True).assign(replicate=0))
 
 
 def test_a_failed_run_leaves_no_complete_looking_file(tmp_path):

@@ -50,7 +50,11 @@ from vpersona.llm.querying import Committer, ask_all, run_coroutine
 from vpersona.llm.querying import FLUSH_SECONDS  # noqa: F401 - named in the docstring
 
 PERSONA_KEYS = ("persona_id", "country", "kind")
-CHUNK_ROWS = 16_384      # pairs per chunk: memory is O(chunk), the pipeline drains once per chunk
+# Pairs per chunk: memory is O(chunk) (~0.5 GB at this size), the pipeline drains once per chunk,
+# and a chunk's replies are committed in a few large groups: each commit rewrites the pages of the
+# cache's key index it touched, so at 10^6 answers 32k-row chunks cost ~39 µs per prompt in all
+# against ~47 for 16k (benchmarks/bench_grid.py, new-chunks).
+CHUNK_ROWS = 32_768
 
 
 @dataclass
@@ -112,11 +116,24 @@ def _join(pairs: pd.DataFrame, keys: list[str], texts: pd.DataFrame) -> pd.DataF
 
 
 def _chunks(pairs, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """``pairs`` in tables of ``chunk_rows`` rows (the last one shorter), whether it is one table
+    or an iterable of tables of any sizes: the harness works (and commits) in its own chunk size."""
     if isinstance(pairs, pd.DataFrame):
         for start in range(0, max(len(pairs), 1), chunk_rows):
             yield pairs.iloc[start:start + chunk_rows]
-    else:
-        yield from pairs
+        return
+    held: list[pd.DataFrame] = []
+    n_held = 0
+    for part in pairs:
+        held.append(part)
+        n_held += len(part)
+        while n_held >= chunk_rows:
+            whole = held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+            yield whole.iloc[:chunk_rows]
+            rest = whole.iloc[chunk_rows:]
+            held, n_held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
 
 
 def iter_plans(pairs: pd.DataFrame | Iterable[pd.DataFrame], personas: pd.DataFrame, *, catalog: Catalog,

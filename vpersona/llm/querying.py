@@ -16,7 +16,7 @@ from vpersona.llm.backends.base import Backend, Reply
 from vpersona.llm.cache import AnswerCache
 from vpersona.llm.estimators import Answer, Estimator
 
-FLUSH_ROWS = 16_384      # cache commit group: at most this many replies...
+FLUSH_ROWS = 32_768      # cache commit group: at most this many replies...
 FLUSH_SECONDS = 0.5      # ...or this much time between a reply's arrival and its commit
 # Why large groups: cache keys are hashes, so every insert dirties a random page of the key index
 # and each commit rewrites all the pages it dirtied; at 10^6 answers a reply costs 2.3x more in
