@@ -1,6 +1,10 @@
-"""The streaming grid: same bytes as main's answers table, whatever the chunking; flat planning."""
+"""The streaming grid: same bytes as main's answers table, whatever the chunking; flat planning;
+cache writes in groups by a background thread, seen by later chunks (vpersona.llm.querying)."""
 import gzip
 import importlib.util
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ from vpersona.llm.estimators import make_estimator
 from vpersona.llm.grid import derived_seed, iter_plans, plan_requests, run_grid, stream_grid
 from vpersona.llm.orderings import orderings
 from vpersona.llm.prompts import render
+from vpersona.llm.querying import FLUSH_SECONDS
 
 
 def _grid_tests():  # the fake backend and persona plans of test_grid.py (tests are not a package)
@@ -176,3 +181,63 @@ def test_one_ordering_table_equals_the_general_table_with_low_mass_replies(low_m
     assert any("low_mass" in a.flags for a in answers) and any(not a.ok for a in answers)
     fast, slow = grid._one_ordering_table(plan, answers, 0.9), grid._general_table(plan, answers, 0.9)
     assert to_csv_bytes(fast) == to_csv_bytes(slow) and fast.attrs == slow.attrs
+
+
+# --- cache writes: groups by a background thread (vpersona.llm.querying) ---------------------------
+
+def test_a_later_chunk_sees_the_replies_of_earlier_ones_however_slow_the_writes(tmp_path, monkeypatch):
+    put_many = AnswerCache.put_many
+
+    def slow_put_many(self, *args, **kwargs):
+        time.sleep(0.3)  # the write thread is still at work when the next chunk looks its keys up
+        return put_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(AnswerCache, "put_many", slow_put_many)
+    pairs, personas = persona_plan(n_personas=4, duplicate_text=True)  # persona 3 = persona 0, the next chunk
+    backend = FakeBackend()
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        table = run_grid(pairs, personas, catalog=CATALOG, backend=backend, cache=cache, progress=False, chunk_rows=8)
+        n_items = pairs["item"].nunique()
+        assert len(cache) == 3 * n_items  # 3 distinct persona texts
+    assert backend.calls == 3 * n_items and table.attrs["run_stats"]["cache_hits"] == n_items
+
+
+def test_replies_are_committed_while_the_chunk_still_runs(tmp_path):
+    path = tmp_path / "c.sqlite"
+    pairs, personas = persona_plan(n_personas=4)
+    backend = FakeBackend(delay=FLUSH_SECONDS / 4)
+    first_seen, done = [], threading.Event()
+
+    def watch():  # another connection, as another process would see the file
+        while not done.is_set():
+            if path.exists():
+                try:
+                    with sqlite3.connect(path) as conn:
+                        if conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]:
+                            first_seen.append(time.monotonic())
+                            return
+                except sqlite3.OperationalError:  # not yet created
+                    pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    with AnswerCache(path) as cache:
+        watcher.start()
+        t0 = time.monotonic()
+        run_grid(pairs, personas, catalog=CATALOG, backend=backend, cache=cache, progress=False, concurrency=1)
+        took = time.monotonic() - t0
+        done.set()
+        watcher.join()
+    # 12 replies, one every FLUSH_SECONDS / 4: the first are committed well before the run ends
+    assert took > 2.5 * FLUSH_SECONDS
+    assert first_seen and first_seen[0] - t0 < 1.5 * FLUSH_SECONDS + 0.3
+
+
+def test_a_failed_cache_write_stops_the_run_with_its_error(tmp_path, monkeypatch):
+    def full_disk(self, *args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(AnswerCache, "put_many", full_disk)
+    pairs, personas = persona_plan(n_personas=2)
+    with AnswerCache(tmp_path / "c.sqlite") as cache, pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        run_grid(pairs, personas, catalog=CATALOG, backend=FakeBackend(), cache=cache, progress=False)
