@@ -28,9 +28,10 @@ SCHEMA_VERSION = "1"
 SQLITE_HEADER = b"SQLite format 3\x00"
 # Keys are SHA-256 hashes, so each insert lands on a random page of the key index, and a commit
 # writes every page it dirtied. Large pages (new files only; SQLite's default is 4 KB) make the
-# index shallower and a commit's pages fewer: storing 10^6 replies costs 12.6 µs each with 16 KB
-# pages and 16k-row commits, 16.7 with 4 KB pages, 25.7 with 4 KB pages and 1k-row commits
-# (`python benchmarks/bench_cache.py --n 1000000`).
+# index shallower and a commit's pages fewer: storing 10^6 replies costs 21.0 µs each with 16 KB
+# pages and 16k-row commits, 27.2 with 4 KB pages, 40.8 with 4 KB pages and 1k-row commits
+# (`python benchmarks/bench_cache.py --n 1000000`, one run; the grid's writer thread does this
+# beside the event loop).
 PAGE_SIZE = 16384
 INSERT_JSON_ROWS = """INSERT OR IGNORE INTO answers
 SELECT json_extract(value, '$[0]'), ?1, ?2, ?3, json_extract(value, '$[1]'), json_extract(value, '$[2]'),

@@ -19,7 +19,7 @@ from vpersona.llm.estimators import Answer, Estimator
 FLUSH_ROWS = 32_768      # cache commit group: at most this many replies...
 FLUSH_SECONDS = 0.5      # ...or this much time between a reply's arrival and its commit
 # Why large groups: cache keys are hashes, so every insert dirties a random page of the key index
-# and each commit rewrites all the pages it dirtied; at 10^6 answers a reply costs 2.3x more in
+# and each commit rewrites all the pages it dirtied; at 10^6 answers a reply costs 2.6x more in
 # 1k-row commits than in 16k-row ones (vpersona.llm.cache, benchmarks/bench_cache.py).
 
 
