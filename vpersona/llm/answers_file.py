@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 FLOAT_FORMAT = "%.10g"
-QUOTED = (",", '"', "\r", "\n")  # a cell with any of these is quoted by the csv writer (and may be otherwise)
+QUOTED = (",", '"', "\r", "\n")  # only a cell with one of these can be quoted by the csv writer
 
 
 def _cells(column: pd.Series, float_format: str) -> list | None:
