@@ -170,7 +170,10 @@ class ForwardProxy(_Threaded):
             fields = b"".join(k + b": " + v + b"\r\n" for k, v in headers.items()
                               if k not in (b"connection", b"proxy-connection", b"keep-alive"))
             up_writer.write(method + b" /" + path.encode() + b" HTTP/1.1\r\n" + fields + b"connection: close\r\n\r\n" + body)
-            writer.write(await up_reader.read())  # the upstream closes after one response
+            head = await up_reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
+                          if line.startswith(b"content-length:"))
+            writer.write(head + await up_reader.readexactly(length))
             up_writer.close()
             await writer.drain()
 
