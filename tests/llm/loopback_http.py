@@ -238,3 +238,61 @@ class Uvicorn:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class NoLogprobsApp:
+    """ASGI app for servers without logprobs: by default answers like Ollama's OpenAI endpoint
+    (no ``logprobs`` in the reply, one choice whatever ``n``, a label drawn from the request's
+    seed); ``refuse=True``: like vLLM started with ``--max-logprobs 5`` (HTTP 400 for more);
+    ``upstream``: forwards every request to that base URL (a real ``llama_cpp.server``) and strips
+    the logprobs from its replies. Records every chat request body."""
+
+    def __init__(self, refuse: bool = False, upstream: str | None = None):
+        self.refuse, self.upstream, self.requests = refuse, upstream, []
+
+    async def __call__(self, scope, receive, send):
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        status, body = 200, MODELS
+        if scope["method"] == "POST":
+            request = json.loads(b"".join(chunks))
+            self.requests.append(request)
+            if self.refuse and (request.get("top_logprobs") or 0) > 5:
+                status, body = 400, json.dumps({"object": "error", "message": "Requested sample logprobs of "
+                                                f"{request['top_logprobs']}, which is greater than max allowed: 5",
+                                                "type": "BadRequestError", "code": 400}).encode()
+            else:
+                body = json.dumps(await self._answer(request)).encode()
+        elif self.upstream:
+            body = await asyncio.to_thread(_get, f"{self.upstream}/models")
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, request: dict) -> dict:
+        if self.upstream:
+            reply = json.loads(await asyncio.to_thread(_post, f"{self.upstream}/chat/completions", request))
+        else:
+            label = random.Random(f"{identity(request)}").choice("AB")
+            reply = {"id": "chatcmpl-nolp", "object": "chat.completion", "created": 0, "model": request["model"],
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": label},
+                                  "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21}}
+        for choice in reply.get("choices", []):
+            choice.pop("logprobs", None)
+        return reply
+
+
+def _get(url: str) -> bytes:
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=120) as r:
+        return r.read()
+
+
+def _post(url: str, body: dict) -> bytes:
+    import urllib.request
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return r.read()

@@ -39,7 +39,8 @@ PLACEHOLDER_KEY = "EMPTY"  # what vLLM/llama.cpp/Ollama accept when they run wit
 LLAMA_CPP_PLAIN_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 JSON_HEADERS = {"headers": {"Content-Type": "application/json"}}
 RESPONSE_TYPES = (httpx2.Response,)  # the SDK returns the raw response for this cast_to, whichever httpx
-SAMPLE_HINT = "use estimator='sample' (parses n sampled answers) with this model or server"
+SAMPLE_HINT = ("use estimator='sample' (parses n sampled answers) with this model or server, or ESTIMATOR: "
+               "auto, which falls back to it where a server returns no logprobs")
 # Idle connections are closed by the client after this long: below uvicorn's (and so vLLM's) 5 s
 # default keep-alive, so that the client drops an idle connection before the server does.
 KEEPALIVE_S = 4.0
@@ -66,6 +67,15 @@ class RequestRateLimiter:
         self._next_start = start + self.interval
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class NoLogprobs(BackendError):
+    """The server returns no token log-probabilities (none in the reply, or the request refused):
+    ``reason``, then the hint at the sample estimator."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}; {SAMPLE_HINT}")
+        self.reason = reason
 
 
 def request_body(model: str, query: Query, extra_body: dict | None = None) -> dict:
@@ -100,9 +110,9 @@ def reply_from_completion(completion: dict, *, want_logprobs: bool, source: str)
         texts.append(message.get("content") or message.get("refusal") or "")
     top = _first_token_top_logprobs(choices[0])
     if want_logprobs and top is None:
-        raise BackendError(f"{source}: logprobs were requested but the reply has none "
-                           f"(choices[0].logprobs.content is empty): this model or server does not "
-                           f"return token log-probabilities for chat completions; {SAMPLE_HINT}")
+        raise NoLogprobs(f"{source}: logprobs were requested but the reply has none "
+                         f"(choices[0].logprobs.content is empty): this model or server does not "
+                         f"return token log-probabilities for chat completions")
     usage = _flat_usage(completion.get("usage") or {})
     return Reply(texts=texts, top_logprobs=top, usage=usage, raw=completion)
 
@@ -335,9 +345,9 @@ class OpenAIBackend:
             msg = (f"{url}: the prompt does not fit the context window of model {self.model!r} "
                    f"(HTTP 400): {detail}. Shorten the persona or start the server with a larger context")
         elif isinstance(exc, openai.BadRequestError) and body.get("logprobs") and "logprob" in detail.lower():
-            msg = (f"{url} refused the logprobs request (HTTP 400): {detail}. The model may not support "
-                   f"logprobs, or top_logprobs={body.get('top_logprobs')} exceeds the server's limit "
-                   f"(vLLM: start it with --max-logprobs 20); otherwise {SAMPLE_HINT}")
+            return NoLogprobs(f"{url} refused the logprobs request (HTTP 400): {detail}. The model may not support "
+                              f"logprobs, or top_logprobs={body.get('top_logprobs')} exceeds the server's limit "
+                              f"(vLLM: start it with --max-logprobs 20)")
         elif isinstance(exc, openai.RateLimitError):
             msg = (f"{url} still rate-limits model {self.model!r} {retried} (HTTP 429): {detail}. "
                    f"Lower requests_per_minute / max_concurrency, or check the account's quota")
@@ -356,6 +366,18 @@ class OpenAIBackend:
         else:
             msg = f"{url}: {type(exc).__name__}: {detail}"
         return BackendError(msg)
+
+    async def probe_logprobs(self, top_logprobs: int = 20) -> str | None:
+        """None when the server returns ``top_logprobs`` token log-probabilities for a chat
+        completion, else the reason it does not (one request for one token, not cached). Other
+        failures (bad key, unknown model, no server) raise as in a run."""
+        query = Query.make([{"role": "user", "content": "Answer with one letter, A or B."}], max_tokens=1,
+                           temperature=0.0, logprobs=True, top_logprobs=int(top_logprobs))
+        try:
+            await self.acomplete(query)
+        except NoLogprobs as err:
+            return err.reason
+        return None
 
     async def _available_models(self) -> list[str]:
         try:
