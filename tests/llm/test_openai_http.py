@@ -258,3 +258,28 @@ def test_broken_framing_is_a_one_line_backend_error_or_a_correct_reply(fault):
     else:
         assert fault in ("bare LF line endings", "both content-length and chunked"), f"{fault}: read as a reply"
         check_echo(queries(1)[0], result)
+
+
+# -- where aiohttp is missing -------------------------------------------------------------------------
+
+def test_without_aiohttp_the_sdks_httpx_client_serves_and_the_log_says_so_once(monkeypatch, caplog):
+    import openai
+
+    from vpersona.llm.backends import openai_backend
+
+    class NoAiohttp:  # what openai.DefaultAioHttpClient is when the aiohttp extra is not installed
+        def __init__(self, **kwargs):
+            raise RuntimeError("To use the aiohttp client you must have installed the package with the `aiohttp` extra")
+
+    monkeypatch.setattr(openai, "DefaultAioHttpClient", NoAiohttp)
+    monkeypatch.setattr(openai_backend, "_said_no_aiohttp", False)
+    app = lh.EchoApp()
+    with lh.Uvicorn(app) as server, caplog.at_level("WARNING", logger=openai_backend.__name__):
+        for _ in range(2):
+            backend = OpenAIBackend("m", base_url=server.url, max_concurrency=4, timeout=10)
+            qs = queries(8)
+            for q, reply in zip(qs, asyncio.run(ask_all(backend, qs))):
+                check_echo(q, reply)
+    said = [r.getMessage() for r in caplog.records if "aiohttp is not installed" in r.getMessage()]
+    assert len(said) == 1 and "pip install 'openai[aiohttp]'" in said[0]
+    assert len(app.peers) <= 4 * 2  # the pool limit holds here too
