@@ -178,6 +178,15 @@ class ForwardProxy(_Threaded):
             await writer.drain()
 
 
+async def _asgi_body(receive) -> bytes:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
 class EchoApp:
     """ASGI app: ``GET /v1/models`` and ``POST /v1/chat/completions`` answering the echo
     completion. ``statuses``: the HTTP statuses of the first chat replies (error bodies, with
@@ -189,14 +198,10 @@ class EchoApp:
         self.peers: set = set()
 
     async def __call__(self, scope, receive, send):
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
+        raw = await _asgi_body(receive)
         status, extra, body = 200, [], MODELS
         if scope["method"] == "POST":
-            request = json.loads(b"".join(chunks))
+            request = json.loads(raw)
             self.requests.append((time.monotonic(), {k.decode(): v.decode() for k, v in scope["headers"]}, request))
             self.peers.add(tuple(scope["client"]))
             n = len(self.requests)
@@ -251,14 +256,10 @@ class NoLogprobsApp:
         self.refuse, self.upstream, self.requests = refuse, upstream, []
 
     async def __call__(self, scope, receive, send):
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
+        raw = await _asgi_body(receive)
         status, body = 200, MODELS
         if scope["method"] == "POST":
-            request = json.loads(b"".join(chunks))
+            request = json.loads(raw)
             self.requests.append(request)
             if self.refuse and (request.get("top_logprobs") or 0) > 5:
                 status, body = 400, json.dumps({"object": "error", "message": "Requested sample logprobs of "
