@@ -17,7 +17,10 @@ against one loopback stub.
    transport`` (``--old-tree``: a checkout with the hand-written HTTP/1.1 transport, e.g.
    ``git archive <commit> | tar -x -C /tmp/old``; not kept in the repository).
 
-    python benchmarks/bench_openai.py --old-tree /tmp/old --json outputs/bench_openai.json
+4. ``--llama N``: N prompts against the loopback ``llama_cpp.server`` (the only served model
+   here): whether one client process keeps a served model busy (its share of one core).
+
+    python benchmarks/bench_openai.py --old-tree /tmp/old --llama 60 --json outputs/bench_openai.json
 """
 from __future__ import annotations
 
@@ -139,6 +142,20 @@ def stub(kind: str):
         process.wait(10)
 
 
+def pid_serving(url: str) -> int:
+    """The process whose command line serves ``url``'s port with llama_cpp.server (from /proc)."""
+    from urllib.parse import urlsplit
+    port = str(urlsplit(url).port).encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if b"llama_cpp.server" in argv and port in argv:
+            return int(entry.name)
+    raise RuntimeError(f"no llama_cpp.server process serving {url}")
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -220,6 +237,30 @@ def client_run(tree: str, client: str, url: str, concurrency: int, rounds: int, 
     return result
 
 
+def llama_busy(n_prompts: int) -> dict:
+    """Does one client keep a served model busy? ``OpenAIBackend`` (4 in flight) against the
+    loopback ``llama_cpp.server`` (the embedded SmolLM2, 1 thread): requests/s, the server's and
+    the client's CPU per request, and the client's share of one core."""
+    from vpersona.llm.backends.openai_backend import OpenAIBackend
+    from vpersona.llm.local_server import llama_server
+    qs = queries()[:n_prompts + 4]
+    with llama_server(threads=1) as url:
+        pid = pid_serving(url)
+        backend = OpenAIBackend("smollm2-135m", base_url=url, max_concurrency=4, timeout=600)
+
+        async def run():
+            await asyncio.gather(*(backend.acomplete(q) for q in qs[:4]))  # warm: connections, prompt cache
+            server0, cpu0, wall0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+            await asyncio.gather(*(backend.acomplete(q) for q in qs[4:]))
+            return cpu_seconds(pid) - server0, time.process_time() - cpu0, time.perf_counter() - wall0
+
+        server, cpu, wall = asyncio.run(run())
+    return {"client": "SDK + aiohttp vs llama_cpp.server", "concurrency": 4, "requests": n_prompts,
+            "req_per_s": round(n_prompts / wall, 2), "client_cpu_ms_per_req": round(1000 * cpu / n_prompts, 3),
+            "server_cpu_ms_per_req": round(1000 * server / n_prompts, 1),
+            "client_share_of_a_core": round(cpu / wall, 4)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--old-tree", default=None, help="checkout with the old hand-written transport")
@@ -228,6 +269,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=8, help="times the 256-prompt set is sent per run")
     ap.add_argument("--stub", choices=["raw", "fastapi"], default="raw")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--llama", type=int, default=0, metavar="N",
+                    help="also N prompts against the loopback llama_cpp.server (one client: does it keep it busy?)")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -258,6 +301,10 @@ def main(argv=None) -> int:
                     r = client_run(tree, client, url, c, args.rounds, pid)
                     results.append({"client": name, "concurrency": c, **r})
                     print(results[-1], flush=True)
+    if args.llama:
+        os.environ.pop("OPENAI_API_KEY", None)
+        results.append(llama_busy(args.llama))
+        print(results[-1], flush=True)
     print(f"\nload average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cols = ["client", "concurrency", "requests", "req_per_s", "client_cpu_ms_per_req", "stub_cpu_ms_per_req"]
     print(" | ".join(cols))
