@@ -283,3 +283,19 @@ def test_without_aiohttp_the_sdks_httpx_client_serves_and_the_log_says_so_once(m
     said = [r.getMessage() for r in caplog.records if "aiohttp is not installed" in r.getMessage()]
     assert len(said) == 1 and "pip install 'openai[aiohttp]'" in said[0]
     assert len(app.peers) <= 4 * 2  # the pool limit holds here too
+
+
+def test_each_event_loop_closes_its_connections_when_it_ends(caplog):
+    """A notebook runs one ``asyncio.run`` per grid and never calls ``aclose``: the connections of
+    each loop are closed as it ends, not left to aiohttp's "Unclosed client session" at exit."""
+    import gc
+
+    app = lh.EchoApp()
+    with lh.Uvicorn(app) as server, caplog.at_level("ERROR"):
+        backend = OpenAIBackend("m", base_url=server.url, timeout=10)
+        for q in queries(3):
+            check_echo(q, asyncio.run(backend.acomplete(q)))
+        del backend
+        gc.collect()
+    assert not [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert len(app.peers) == 3  # one connection per loop
