@@ -157,7 +157,7 @@ def sdk_http_client(max_connections: int, timeout: float):
     except RuntimeError:  # openai installed without its aiohttp extra
         if not _said_no_aiohttp:
             log.warning("aiohttp is not installed: the OpenAI backend uses the SDK's default httpx client, "
-                        "which costs ~2-5x more CPU per request (pip install 'openai[aiohttp]')")
+                        "which costs ~2-6x more CPU per request (pip install 'openai[aiohttp]')")
             _said_no_aiohttp = True
         return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
 
