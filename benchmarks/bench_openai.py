@@ -1,4 +1,6 @@
-"""OpenAI backend throughput and client CPU per request, old vs new, against one loopback stub.
+"""OpenAI backend throughput and client CPU per request: the SDK's default httpx client, the SDK
+on its aiohttp client (the backend's default) and the old hand-written transport, in one run
+against one loopback stub.
 
 1. A stub OpenAI-compatible server (its own process) answers every chat completion at once with
    a canned logprobs completion (20 top logprobs, as vLLM returns them). It is a bare asyncio
@@ -7,12 +9,18 @@
 2. The stub alone, driven by a raw load generator (hand-written asyncio keep-alive HTTP client,
    the same request bodies): its requests/s and its own CPU per request (from /proc). This is
    the ceiling; the backend is measured well below it, so the stub is not the bottleneck.
-3. ``OpenAIBackend`` of each checkout (``--old-tree``: e.g. main; ``--new-tree``: this one), each
-   in a fresh process, with 64 and 256 requests in flight: requests/s and client CPU ms per
-   request (``time.process_time`` of the client process: backend + openai SDK + httpx), plus the
-   stub's CPU per request during the run.
+3. ``OpenAIBackend``, each client in a fresh process, with 64 and 256 requests in flight:
+   requests/s and client CPU ms per request (``time.process_time`` of the client process:
+   backend + openai SDK + HTTP client), plus the stub's CPU per request during the run. Clients:
+   ``SDK + aiohttp`` (this checkout's default), ``SDK default (httpx)`` (this checkout, given the
+   SDK's ``DefaultAsyncHttpxClient``: what it falls back to without aiohttp) and ``old
+   transport`` (``--old-tree``: a checkout with the hand-written HTTP/1.1 transport, e.g.
+   ``git archive <commit> | tar -x -C /tmp/old``; not kept in the repository).
 
-    python benchmarks/bench_openai.py --old-tree /work/main --json outputs/bench_openai.json
+4. ``--llama N``: N prompts against the loopback ``llama_cpp.server`` (the only served model
+   here): whether one client process keeps a served model busy (its share of one core).
+
+    python benchmarks/bench_openai.py --old-tree /tmp/old --llama 60 --json outputs/bench_openai.json
 """
 from __future__ import annotations
 
@@ -134,6 +142,20 @@ def stub(kind: str):
         process.wait(10)
 
 
+def pid_serving(url: str) -> int:
+    """The process whose command line serves ``url``'s port with llama_cpp.server (from /proc)."""
+    from urllib.parse import urlsplit
+    port = str(urlsplit(url).port).encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if b"llama_cpp.server" in argv and port in argv:
+            return int(entry.name)
+    raise RuntimeError(f"no llama_cpp.server process serving {url}")
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -166,10 +188,16 @@ async def raw_load(url: str, bodies: list[bytes], connections: int) -> float:
 
 # -- the client under test -----------------------------------------------------------------------
 
-def measure_client(url: str, concurrency: int, rounds: int) -> dict:
+def measure_client(url: str, concurrency: int, rounds: int, client: str = "default") -> dict:
     from vpersona.llm.backends.openai_backend import OpenAIBackend
     qs = queries() * rounds
-    backend = OpenAIBackend("stub", base_url=url, max_concurrency=concurrency, timeout=600)
+    http_client = None
+    if client == "httpx":  # the SDK's own default client, pool sized as the backend sizes its own
+        import httpx2
+        import openai
+        http_client = openai.DefaultAsyncHttpxClient(
+            limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency), timeout=600)
+    backend = OpenAIBackend("stub", base_url=url, max_concurrency=concurrency, timeout=600, http_client=http_client)
 
     async def drive(batch):
         latencies = []
@@ -197,34 +225,60 @@ def measure_client(url: str, concurrency: int, rounds: int) -> dict:
             "latency_p50_ms": round(1000 * statistics.median(latencies), 1)}
 
 
-def client_run(tree: str, url: str, concurrency: int, rounds: int, stub_pid: int) -> dict:
+def client_run(tree: str, client: str, url: str, concurrency: int, rounds: int, stub_pid: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
     env.pop("OPENAI_API_KEY", None)
     stub0 = cpu_seconds(stub_pid)
-    out = subprocess.run([sys.executable, str(HERE), "--client", url, str(concurrency), str(rounds)], env=env,
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, str(HERE), "--client", url, str(concurrency), str(rounds), client],
+                         env=env, check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     # stub CPU over the whole client process (warm-up included): an upper bound per request
     result["stub_cpu_ms_per_req"] = round(1000 * (cpu_seconds(stub_pid) - stub0) / (result["requests"] + concurrency), 3)
     return result
 
 
+def llama_busy(n_prompts: int) -> dict:
+    """Does one client keep a served model busy? ``OpenAIBackend`` (4 in flight) against the
+    loopback ``llama_cpp.server`` (the embedded SmolLM2, 1 thread): requests/s, the server's and
+    the client's CPU per request, and the client's share of one core."""
+    from vpersona.llm.backends.openai_backend import OpenAIBackend
+    from vpersona.llm.local_server import llama_server
+    qs = queries()[:n_prompts + 4]
+    with llama_server(threads=1) as url:
+        pid = pid_serving(url)
+        backend = OpenAIBackend("smollm2-135m", base_url=url, max_concurrency=4, timeout=600)
+
+        async def run():
+            await asyncio.gather(*(backend.acomplete(q) for q in qs[:4]))  # warm: connections, prompt cache
+            server0, cpu0, wall0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+            await asyncio.gather(*(backend.acomplete(q) for q in qs[4:]))
+            return cpu_seconds(pid) - server0, time.process_time() - cpu0, time.perf_counter() - wall0
+
+        server, cpu, wall = asyncio.run(run())
+    return {"client": "SDK + aiohttp vs llama_cpp.server", "concurrency": 4, "requests": n_prompts,
+            "req_per_s": round(n_prompts / wall, 2), "client_cpu_ms_per_req": round(1000 * cpu / n_prompts, 3),
+            "server_cpu_ms_per_req": round(1000 * server / n_prompts, 1),
+            "client_share_of_a_core": round(cpu / wall, 4)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--old-tree", default=None, help="checkout of the old backend (e.g. /work/main)")
+    ap.add_argument("--old-tree", default=None, help="checkout with the old hand-written transport")
     ap.add_argument("--new-tree", default=str(HERE.parents[1]))
     ap.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--rounds", type=int, default=8, help="times the 256-prompt set is sent per run")
     ap.add_argument("--stub", choices=["raw", "fastapi"], default="raw")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--llama", type=int, default=0, metavar="N",
+                    help="also N prompts against the loopback llama_cpp.server (one client: does it keep it busy?)")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
-    ap.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
         (serve_raw if args.serve[0] == "raw" else serve_fastapi)(int(args.serve[1]))
         return 0
     if args.client:
-        print(json.dumps(measure_client(args.client[0], int(args.client[1]), int(args.client[2]))))
+        print(json.dumps(measure_client(args.client[0], int(args.client[1]), int(args.client[2]), args.client[3])))
         return 0
 
     from vpersona.llm.backends.openai_backend import request_body
@@ -239,12 +293,18 @@ def main(argv=None) -> int:
                             "req_per_s": round(len(bodies) / wall, 1), "client_cpu_ms_per_req": None,
                             "stub_cpu_ms_per_req": round(1000 * (cpu_seconds(pid) - cpu0) / len(bodies), 3)})
             print(results[-1], flush=True)
+        clients = [("SDK default (httpx)", args.new_tree, "httpx"), ("SDK + aiohttp", args.new_tree, "default"),
+                   ("old transport", args.old_tree, "default")]
         for c in args.concurrency:
-            for name, tree in (("old", args.old_tree), ("new", args.new_tree)):
+            for name, tree, client in clients:
                 if tree:
-                    r = client_run(tree, url, c, args.rounds, pid)
-                    results.append({"client": f"OpenAIBackend {name}", "concurrency": c, **r})
+                    r = client_run(tree, client, url, c, args.rounds, pid)
+                    results.append({"client": name, "concurrency": c, **r})
                     print(results[-1], flush=True)
+    if args.llama:
+        os.environ.pop("OPENAI_API_KEY", None)
+        results.append(llama_busy(args.llama))
+        print(results[-1], flush=True)
     print(f"\nload average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cols = ["client", "concurrency", "requests", "req_per_s", "client_cpu_ms_per_req", "stub_cpu_ms_per_req"]
     print(" | ".join(cols))

@@ -104,7 +104,7 @@ RULES = {
     "MISSING_VALUES": _choice("drop_sentence", "skip_respondent"), "DESCRIBE_DIMENSIONS": _bool,
     "BACKEND": _choice("embedded", "openai", "simulated"),
     "SIMULATED": _mapping, "CONTEXTUAL": _bool, "MIN_MASS": _number(0, 1), "LOW_MASS": _choice("weight", "drop"), "MODEL": _text(none_ok=True), "BASE_URL": _text(none_ok=True),
-    "ESTIMATOR": _choice("logprobs", "sample", "verbalized"), "ORDER": _choice("fixed", "reversed", "pair", "cyclic", "random"),
+    "ESTIMATOR": _choice("logprobs", "sample", "verbalized", "auto"), "ORDER": _choice("fixed", "reversed", "pair", "cyclic", "random"),
     "REPLICATES": _int(1), "CONCURRENCY": _int(1), "REQUESTS_PER_MINUTE": _positive_or_none,
     "PRICE_TABLE": _text(none_ok=True), "CONFIRM_COST": _bool, "CACHE_PATH": _text(), "SEED": _int(0),
     "CALIBRATE": _codes("all", choices=KINDS, empty_ok=True),

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible chat endpoint as a Backend: OpenAI, vLLM, Ollama, LM Studio, llama.cpp.
 
-The model answers through ``/v1/chat/completions``. The ``openai`` client does the transport,
-its own retries (429, 5xx, connection errors, honouring ``retry-after``) and timeouts; this module
+The model answers through ``/v1/chat/completions``. The ``openai`` client does the transport (its
+aiohttp client, :func:`sdk_http_client`, for ``http://`` and ``https://`` alike), its own retries
+(429, 5xx, connection errors, honouring ``retry-after``; never a 401), timeouts, proxies from the
+environment and organisation/project headers (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``); this module
 adds a concurrency limit, a request-rate limit, and turns permanent failures (bad key, unknown
 model, no logprobs, context too long) into a :class:`BackendError` that says what to change.
 
@@ -27,7 +29,6 @@ import numpy as np
 import openai
 
 from .base import BackendError, Query, Reply
-from .http_transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ PLACEHOLDER_KEY = "EMPTY"  # what vLLM/llama.cpp/Ollama accept when they run wit
 LLAMA_CPP_PLAIN_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 JSON_HEADERS = {"headers": {"Content-Type": "application/json"}}
 RESPONSE_TYPES = (httpx2.Response,)  # the SDK returns the raw response for this cast_to, whichever httpx
-SAMPLE_HINT = "use estimator='sample' (parses n sampled answers) with this model or server"
+SAMPLE_HINT = ("use estimator='sample' (parses n sampled answers) with this model or server, or ESTIMATOR: "
+               "auto, which falls back to it where a server returns no logprobs")
+# Idle connections are closed by the client after this long: below uvicorn's (and so vLLM's) 5 s
+# default keep-alive, so that the client drops an idle connection before the server does.
+KEEPALIVE_S = 4.0
 
 
 class RequestRateLimiter:
@@ -62,6 +67,15 @@ class RequestRateLimiter:
         self._next_start = start + self.interval
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class NoLogprobs(BackendError):
+    """The server returns no token log-probabilities (none in the reply, or the request refused):
+    ``reason``, then the hint at the sample estimator."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}; {SAMPLE_HINT}")
+        self.reason = reason
 
 
 def request_body(model: str, query: Query, extra_body: dict | None = None) -> dict:
@@ -96,9 +110,9 @@ def reply_from_completion(completion: dict, *, want_logprobs: bool, source: str)
         texts.append(message.get("content") or message.get("refusal") or "")
     top = _first_token_top_logprobs(choices[0])
     if want_logprobs and top is None:
-        raise BackendError(f"{source}: logprobs were requested but the reply has none "
-                           f"(choices[0].logprobs.content is empty): this model or server does not "
-                           f"return token log-probabilities for chat completions; {SAMPLE_HINT}")
+        raise NoLogprobs(f"{source}: logprobs were requested but the reply has none "
+                         f"(choices[0].logprobs.content is empty): this model or server does not "
+                         f"return token log-probabilities for chat completions")
     usage = _flat_usage(completion.get("usage") or {})
     return Reply(texts=texts, top_logprobs=top, usage=usage, raw=completion)
 
@@ -128,6 +142,44 @@ def _first_token_top_logprobs(choice: dict) -> dict[str, float] | None:
     return merged or None
 
 
+def sdk_http_client(max_connections: int, timeout: float):
+    """The openai SDK's aiohttp client (``openai[aiohttp]``: ``DefaultAioHttpClient``), at most
+    ``max_connections`` connections (aiohttp's ``TCPConnector(limit=...)``), idle ones dropped
+    after ``KEEPALIVE_S``; the SDK's default httpx client where aiohttp is not installed (said
+    once in the log). Proxies come from the environment (``HTTP_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY``...) as with any SDK client: the httpx layer reads them and hands the proxy to
+    the aiohttp transport."""
+    global _said_no_aiohttp
+    limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                           keepalive_expiry=KEEPALIVE_S)
+    try:
+        return openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
+    except RuntimeError:  # openai installed without its aiohttp extra
+        if not _said_no_aiohttp:
+            log.warning("aiohttp is not installed: the OpenAI backend uses the SDK's default httpx client, "
+                        "which costs ~2-6x more CPU per request (pip install 'openai[aiohttp]')")
+            _said_no_aiohttp = True
+        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+
+
+_said_no_aiohttp = False
+try:
+    from aiohttp import ClientResponseError as _AiohttpResponseError
+    PROTOCOL_ERRORS: tuple[type[Exception], ...] = (_AiohttpResponseError,)
+except ImportError:
+    PROTOCOL_ERRORS = ()
+
+
+async def _close_when_cancelled(client) -> None:
+    """Holds ``client`` open until cancelled, then closes it: by ``aclose``, or by ``asyncio.run``,
+    which cancels the tasks left when its coroutine returns (so a grid run in a notebook closes
+    its connections with its event loop, without aiohttp's "Unclosed client session")."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await client.close()
+
+
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server.
 
@@ -137,7 +189,7 @@ class OpenAIBackend:
     server without auth) a placeholder is sent. ``max_concurrency``: requests in flight at once.
     ``requests_per_minute``: request-start rate limit (None: none). ``timeout``/``max_retries``:
     per request, handled by the ``openai`` client (exponential backoff, ``retry-after`` honoured).
-    ``http_client``: an ``httpx.AsyncClient`` to use instead of the default (tests, proxies).
+    ``http_client``: an ``httpx.AsyncClient`` to use instead of :func:`sdk_http_client` (tests).
     ``extra_body``: server-specific request fields, part of the identity (they change answers).
     For ``llama_cpp.server`` use ``LLAMA_CPP_PLAIN_SAMPLING`` so that ``sample`` draws from the
     model's full distribution (its defaults truncate it: top_k=40, min_p=0.05, repeat_penalty).
@@ -178,7 +230,6 @@ class OpenAIBackend:
             if reserved in self.extra_body:
                 raise ValueError(f"extra_body may not set {reserved!r}; it comes from the backend and the query")
         self._loop = None
-        self._fast = None
         self._warned_n = False
 
     def __repr__(self) -> str:
@@ -199,28 +250,25 @@ class OpenAIBackend:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # asyncio objects and pooled connections belong to one loop
             self._loop = loop
-            http_client, self._fast = self._http_client, None
-            if http_client is None and urlsplit(self.base_url).scheme == "http":
-                # a local/LAN server (vLLM): the lean keep-alive transport, one connection per slot,
-                # shared by the fast path and the SDK
-                transport = KeepAliveTransport(self.max_concurrency)
-                http_client = openai.DefaultAsyncHttpxClient(transport=transport, timeout=self.timeout)
-                self._fast = FastPath(transport, f"{self.base_url}/chat/completions", self._api_key, self.timeout)
-            elif http_client is None:
-                limits = httpx2.Limits(max_connections=self.max_concurrency,
-                                       max_keepalive_connections=self.max_concurrency)  # no reconnect churn
-                http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout)
             self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
                                               timeout=self.timeout, max_retries=self.max_retries,
-                                              http_client=http_client)
+                                              http_client=self._http_client or sdk_http_client(self.max_concurrency,
+                                                                                               self.timeout))
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._limiter = RequestRateLimiter(self.requests_per_minute)
+            # a client made here is closed with its loop; one passed in stays open for the next loop
+            self._closer = None if self._http_client else loop.create_task(_close_when_cancelled(self._client))
         return self._client
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of the current event loop's client."""
+        """Close the HTTP connections of the current event loop's client (``asyncio.run`` also
+        does, when it ends: it cancels the task that holds them, see _close_when_cancelled)."""
         if self._loop is asyncio.get_running_loop():
-            await self._client.close()
+            if self._closer is None:
+                await self._client.close()
+            else:
+                self._closer.cancel()
+                await asyncio.gather(self._closer, return_exceptions=True)
             self._loop = None
 
     async def acomplete(self, query: Query) -> Reply:
@@ -257,16 +305,19 @@ class OpenAIBackend:
         async with self._semaphore:
             await self._limiter.acquire()
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            response = await self._fast.post(content) if self._fast is not None else None
-            if response is None:  # no fast path, or it did not get a 200: the SDK, from the start
-                try:
-                    # The SDK's low-level post: its retries, timeouts and error classes, without
-                    # validating and re-serialising the parameters (`create` costs ~3x the CPU).
-                    # The JSON sent is exactly `body`; the reply is parsed once, below.
-                    response = await client.post("/chat/completions", cast_to=RESPONSE_TYPES[0], content=content,
-                                                 options=JSON_HEADERS)
-                except openai.APIError as exc:
-                    raise await self._explain(exc, body) from None
+            try:
+                # The SDK's low-level post: its retries, timeouts and error classes, without
+                # validating and re-serialising the parameters (`create` costs ~3x the CPU).
+                # The JSON sent is exactly `body`; the reply is parsed once, below.
+                response = await client.post("/chat/completions", cast_to=RESPONSE_TYPES[0], content=content,
+                                             options=JSON_HEADERS)
+            except openai.APIError as exc:
+                raise await self._explain(exc, body) from None
+            except PROTOCOL_ERRORS as exc:  # aiohttp's parser error, which the SDK's adapter passes on unmapped
+                first_line = str(getattr(exc, "message", exc)).strip().splitlines()[0].rstrip(":")
+                raise BackendError(f"{_public_url(self.base_url)}: the reply is not valid HTTP/1.1 ({first_line}): "
+                                   f"check that this address serves the OpenAI API (and any proxy on the "
+                                   f"way passes replies on intact)") from None
         where = f"{_public_url(self.base_url)} (model {self.model!r})"
         try:
             completion = json.loads(response.content)
@@ -294,17 +345,19 @@ class OpenAIBackend:
             msg = (f"{url}: the prompt does not fit the context window of model {self.model!r} "
                    f"(HTTP 400): {detail}. Shorten the persona or start the server with a larger context")
         elif isinstance(exc, openai.BadRequestError) and body.get("logprobs") and "logprob" in detail.lower():
-            msg = (f"{url} refused the logprobs request (HTTP 400): {detail}. The model may not support "
-                   f"logprobs, or top_logprobs={body.get('top_logprobs')} exceeds the server's limit "
-                   f"(vLLM: start it with --max-logprobs 20); otherwise {SAMPLE_HINT}")
+            return NoLogprobs(f"{url} refused the logprobs request (HTTP 400): {detail}. The model may not support "
+                              f"logprobs, or top_logprobs={body.get('top_logprobs')} exceeds the server's limit "
+                              f"(vLLM: start it with --max-logprobs 20)")
         elif isinstance(exc, openai.RateLimitError):
             msg = (f"{url} still rate-limits model {self.model!r} {retried} (HTTP 429): {detail}. "
                    f"Lower requests_per_minute / max_concurrency, or check the account's quota")
-        elif isinstance(exc, openai.APITimeoutError):
+        elif isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
             msg = (f"{url} gave no reply within timeout={self.timeout:g}s, {retried}. Is the server "
                    f"overloaded? Raise timeout or lower max_concurrency")
-        elif isinstance(exc, openai.APIConnectionError):
-            msg = f"could not connect to {url} {retried}: {detail}. Is the server running at that address?"
+        elif isinstance(exc, openai.APIConnectionError):  # APITimeoutError is one: a refused connection here
+            cause = _root_cause(exc)  # what the HTTP client saw: refused, reset, unreachable proxy...
+            why = f"{type(cause).__name__}: {self._redact(_shorten(str(cause)))}" if cause is not exc else detail.rstrip(".")
+            msg = f"could not connect to {url} {retried} ({why}). Is the server running at that address?"
         elif isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
             msg = (f"{url} kept failing {retried} (HTTP {exc.status_code}): {detail}. Answers already "
                    f"cached are kept: rerun to resume")
@@ -313,6 +366,18 @@ class OpenAIBackend:
         else:
             msg = f"{url}: {type(exc).__name__}: {detail}"
         return BackendError(msg)
+
+    async def probe_logprobs(self, top_logprobs: int = 20) -> str | None:
+        """None when the server returns ``top_logprobs`` token log-probabilities for a chat
+        completion, else the reason it does not (one request for one token, not cached). Other
+        failures (bad key, unknown model, no server) raise as in a run."""
+        query = Query.make([{"role": "user", "content": "Answer with one letter, A or B."}], max_tokens=1,
+                           temperature=0.0, logprobs=True, top_logprobs=int(top_logprobs))
+        try:
+            await self.acomplete(query)
+        except NoLogprobs as err:
+            return err.reason
+        return None
 
     async def _available_models(self) -> list[str]:
         try:
@@ -328,32 +393,6 @@ class OpenAIBackend:
         return re.sub(r"sk-[A-Za-z0-9_\-*]{3,}", "sk-***", text)
 
 
-class FastPath:
-    """One attempt at ``POST /chat/completions`` straight on the transport, for plain-http servers.
-
-    The openai SDK's request machinery (options models, URL merging, headers, retry loop) costs
-    ~0.4 ms of CPU per request, more than a local vLLM needs to answer a one-token request. So
-    the first attempt goes out directly; only a 200 is accepted from it. Anything else (an HTTP
-    error status, a refused connection, a timeout) returns None and the request is sent again
-    through the SDK, with its retries, backoff and error classes: a failing request costs one
-    more attempt than through the SDK alone, a successful one a third of the CPU.
-    """
-
-    def __init__(self, transport: KeepAliveTransport, url: str, api_key: str, timeout: float):
-        self.transport, self.url = transport, httpx2.URL(url)
-        self.headers = [("authorization", f"Bearer {api_key}"), ("content-type", "application/json"),
-                        ("accept", "application/json"), ("user-agent", "vpersona (openai-compatible)")]
-        self.extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
-
-    async def post(self, content: bytes):
-        request = httpx2.Request("POST", self.url, headers=self.headers, content=content, extensions=self.extensions)
-        try:
-            response = await self.transport.handle_async_request(request)
-        except (httpx2.HTTPError, OSError):
-            return None
-        return response if response.status_code == 200 else None
-
-
 def _error_text(exc: openai.APIError) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
@@ -363,6 +402,19 @@ def _error_text(exc: openai.APIError) -> str:
         if isinstance(body.get("detail"), str):  # FastAPI-style servers (llama.cpp server)
             return _shorten(body["detail"])
     return _shorten(getattr(exc, "message", None) or str(exc))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether the SDK's timeout error is one: its aiohttp adapter maps a refused connection
+    (aiohttp's ClientConnectorError, an OSError) to ConnectTimeout too."""
+    root = _root_cause(exc)
+    return isinstance(root, TimeoutError) or not isinstance(root, OSError)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _is_context_error(exc: openai.APIError, detail: str) -> bool:
