@@ -35,7 +35,8 @@ from vpersona.llm.backends.base import Query, Reply
 from vpersona.llm.contextual import divide_prior
 from vpersona.llm.prompts import Prompt
 
-FLAGS = ("low_mass", "low_mass_dropped", "refusal", "unparseable", "no_logprobs", "no_prior")
+FLAGS = ("low_mass", "low_mass_dropped", "refusal", "unparseable", "no_logprobs", "no_prior", "prior_low_mass",
+         "prior_floored")
 # Logprobs replies whose covered mass is below MIN_MASS are flagged ``low_mass`` and, by LOW_MASS
 # policy, ``drop``ped from the aggregate or given the ``weight`` mass / MIN_MASS (see answer_weight).
 MIN_MASS = 0.05
@@ -157,8 +158,10 @@ class LogprobsEstimator:
         gen.update(params)
         return Query.make(list(prompt.messages), **gen)
 
-    def parse(self, reply: Reply, prompt: Prompt, prior: np.ndarray | None = None) -> Answer:
-        """``prior``: the label prior in presented order (contextual calibration), or None."""
+    def parse(self, reply: Reply, prompt: Prompt, prior: np.ndarray | None = None,
+              prior_low_mass: bool = False) -> Answer:
+        """``prior``: the label prior in presented order (contextual calibration), or None;
+        ``prior_low_mass``: a content-free reply behind it was below ``min_mass`` (flagged)."""
         top = reply.top_logprobs
         if not top:
             return _invalid(prompt.K, 1, "no_logprobs")
@@ -176,8 +179,9 @@ class LogprobsEstimator:
         if prior is None:
             dist = presented / mass
         else:
-            dist = divide_prior(presented, prior)
-            flags = flags | {"no_prior"} if np.isnan(prior).any() else flags
+            dist, floored = divide_prior(presented, prior)
+            flags = flags | {name for name, on in (("no_prior", np.isnan(prior).any()), ("prior_floored", floored),
+                                                   ("prior_low_mass", prior_low_mass)) if on}
         return Answer(_to_catalog_order(dist, prompt), mass, 1, 0, flags)
 
 
