@@ -133,14 +133,25 @@ def test_a_primary_claim_whose_own_interval_excludes_zero_is_not_shown_after_hol
         assert c["verdict"] == "not shown" and f"Holm p {2 * alone['p']:.3f}" in c["line"]
 
 
-def test_demo_gap_two_against_four_countries_gets_no_verdict_and_no_interval():
+def test_demo_gap_two_against_four_countries_is_welch_with_the_permutation_caveat():
     cells = make_cells({"value": 0.0, "country": 0.1, "value+T": -0.05}, gap={"country": 0.3}, countries=DEMO)
-    groups = country_groups(DEMO)
+    gap = by_claim(claims(cells, country_groups(DEMO)))["the gap narrows"]
+    assert gap["verdict"] == "yes" and "p_holm" in gap and gap["hi"] < 0
+    assert "Welch t over countries, 2 aligned / 4 underrepresented" in gap["line"]
+    assert "only 15 relabellings (smallest two-sided p 2/15), so this verdict rests on the t approximation" in gap["line"]
+    assert "relabellings" not in by_claim(claims(make_cells({"value": 0.0, "value+T": -0.05, "country": 0.1},
+                                                            gap={"country": 0.3}), country_groups(COUNTRIES)))[
+        "the gap narrows"]["line"]  # 5 / 5: 252 relabellings
+
+
+def test_one_country_in_a_group_gets_no_gap_interval_and_no_verdict():
+    countries = ["AUS", "JPN", "MEX", "NGA", "PAK"]  # 1 aligned
+    cells = make_cells({"value": 0.0, "country": 0.1, "value+T": -0.05}, gap={"country": 0.3}, countries=countries)
+    groups = country_groups(countries)
     gap = by_claim(claims(cells, groups))["the gap narrows"]
     assert gap["verdict"] == "no verdict" and gap["p"] is None and "p_holm" not in gap and gap["lo"] is None
-    assert "only 2 aligned and 4 underrepresented countries, fewer than 5 per group" in gap["line"]
-    assert "15 relabellings (smallest one-sided p 1/15)" in gap["line"]
+    assert "only 1 aligned and 4 underrepresented countries; Welch's interval needs 2 per group" in gap["line"]
     lines, _ = build_summary(cells, groups, run="t", synthetic=True, n_boot=200)
     gap_line = next(line for line in lines if line.startswith("gap (underrepresented - aligned)"))
-    assert ", no interval: only 2 aligned" in gap_line and "[" not in gap_line
+    assert ", no interval: only 1 aligned" in gap_line and "[" not in gap_line
     assert any("Primary claims, Holm-corrected over the 2 with a test" in line for line in lines)

@@ -25,7 +25,7 @@ from vpersona.report.plots import is_reference
 
 UNIT_WORDS = {"items": "bootstrap-t over items", "countries": "bootstrap-t over countries",
               "both": "items x countries bootstrap", "cells": "bootstrap-t over cells (as if independent)"}
-GAP_WORDS = {"countries": "Welch t over countries"}
+GAP_WORDS = {"countries": "Welch t over countries"}  # unit words of the gap's interval
 # The claims the run is about; their verdicts are Holm-corrected together. Every other line is exploratory.
 PRIMARY = ("value < country", "value+T < value", "the gap narrows")
 ALPHA = 0.05
@@ -84,15 +84,23 @@ def _gap_claim(cells, groups, pair, metric, gap_unit, n_boot, seed) -> dict:
     v = verdict(r["lo"], r["hi"])
     return {**out, "verdict": v, "lo": float(r["lo"]), "hi": float(r["hi"]), "p": _num(r["p"]),
             "line": (f"{text}: {v} (Δ |gap| {_fmt(r['estimate'])}, 95% CI [{_fmt(r['lo'])}, {_fmt(r['hi'])}], "
-                     f"{GAP_WORDS.get(gap_unit, UNIT_WORDS[gap_unit])}; {gap_words})")}
+                     f"{GAP_WORDS.get(gap_unit, UNIT_WORDS[gap_unit])}, {n_a} aligned / {n_u} underrepresented; "
+                     f"{gap_words}{permutation_caveat(n_a, n_u)})")}
 
 
 def few_countries(n_aligned: int, n_under: int) -> str:
-    """Why a gap over so few countries gets no interval and no verdict."""
+    """Why a gap over fewer than MIN_GAP_COUNTRIES countries in a group gets no interval and no verdict."""
+    return (f"only {n_aligned} aligned and {n_under} underrepresented countries; Welch's interval needs "
+            f"{MIN_GAP_COUNTRIES} per group")
+
+
+def permutation_caveat(n_aligned: int, n_under: int) -> str:
+    """With few countries no distribution-free test can reach 5%: say so beside the Welch verdict."""
     relabel = comb(n_aligned + n_under, n_aligned)
-    return (f"only {n_aligned} aligned and {n_under} underrepresented countries, fewer than {MIN_GAP_COUNTRIES} "
-            f"per group, where no interval for the gap is shown to hold 95% (benchmarks/bench_coverage.py); "
-            f"an exact permutation test has only {relabel} relabellings (smallest one-sided p 1/{relabel})")
+    if 2 / relabel < ALPHA:
+        return ""
+    return (f"; an exact permutation test over these countries has only {relabel} relabellings (smallest "
+            f"two-sided p 2/{relabel}), so this verdict rests on the t approximation")
 
 
 def _holm_verdict(c: dict, p_holm: float) -> str:
