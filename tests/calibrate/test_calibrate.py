@@ -195,6 +195,23 @@ def test_cross_fit_scores_every_cell_once_with_params_per_fold():
                        merged[[f"p{k}_h" for k in range(1, 11)]].to_numpy(), atol=1e-6)
 
 
+def test_cross_fit_never_fits_on_the_cells_it_tests():
+    # mutation-proof: each item's humans are its predictions widened by its own tau (1.2 .. 6), so
+    # the tau a fold fits depends on exactly which items it fits on. Each fold's tau must be the
+    # one fitted on the *other* folds' items alone, not the tau of all cells.
+    pred = sharp_table(np.random.default_rng(12)).assign(kind="value")
+    item_tau = dict(zip(ORDINAL_ITEMS, np.linspace(1.2, 6.0, len(ORDINAL_ITEMS))))
+    human = pd.concat([widen(pred[pred["item"] == i], {ORDINAL_ITEMS[i]: t}) for i, t in item_tau.items()],
+                      ignore_index=True)
+    out, params = cross_fit(MeanPreservingTemperature(), pred, human, ItemKFold(k=3, seed=0), by="kind")
+    every = MeanPreservingTemperature().fit(pred, human).params["tau"]
+    for fold, test in out.groupby("fold"):
+        fit_on = pred[~pred["item"].isin(test["item"])]
+        alone = MeanPreservingTemperature().fit(fit_on, human).params["tau"]
+        assert params.loc[params["fold"] == fold, "tau"].iloc[0] == pytest.approx(alone, rel=1e-6)
+    assert (params["tau"] - every).abs().max() > 0.05  # so a fit on every cell would be told apart
+
+
 # --- persona mixing ----------------------------------------------------------------------------
 
 def persona_answers(rng, n_personas=400, k=4, item="Q1"):

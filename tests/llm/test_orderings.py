@@ -148,6 +148,10 @@ def test_random_order_differs_by_replicate_country_and_persona():
     q33 = {k: v for k, v in perms.items() if k[2] == "Q33"}
     assert len({v for k, v in q33.items() if k[:2] == (2, "NGA")}) > 1  # replicates differ
     assert any(q33[(2, "NGA", "Q33", r)] != q33[(2, "SWE", "Q33", r)] for r in range(3))  # `none` differs by country
+    # mutation-proof: the two value personas of a country (same item, same replicate) get their own orders
+    assert all(q33[(0, c, "Q33", r)] != q33[(1, c, "Q33", r)] for c in ("NGA", "SWE") for r in range(3))
+    assert orderings(5, "random", seed=7, country="NGA", persona=0, item="Q33") != \
+        orderings(5, "random", seed=7, country="NGA", persona=1, item="Q33")
     assert len(p.requests) > len({(k[0], k[2], k[3]) for k in perms})  # so the none persona is not deduplicated away
     again = plan_requests(pairs, personas, catalog=CATALOG, backend_identity={"kind": "x"}, order="random",
                           replicates=3, seed=7)
