@@ -62,7 +62,7 @@ def test_human_n_converges_to_the_weighted_population_and_is_seeded():
     per_cell = average_draws(score(small, human))
     assert (per_cell["n_draws"] == 30).all() and "draw" not in per_cell.columns
     by_n = per_cell.groupby("method")["jsd"].mean()
-    assert by_n["human-400"] < by_n["human-25"]  # the noise ceiling falls with N
+    assert by_n["human-400"] < by_n["human-25"]  # the sampling error of N answers falls with N
 
 
 def test_regression_learns_a_shared_value_target_link_leave_country_out():
