@@ -293,6 +293,26 @@ def test_low_mass_rows_are_weighted_or_dropped_and_reported(low_mass, weight):
         assert agg.loc[(item, "value"), "n_valid_personas"] == (2 if low_mass == "weight" else 1)
 
 
+class OneLowMassOrderingModel(PositionBiasModel):
+    """Position bias, and the reversed ordering of each question gets only 2% of its mass on labels."""
+
+    async def acomplete(self, query):
+        labels, index, persona = self.read(query)
+        reply = await super().acomplete(query)
+        if index[0] == len(labels) - 1:  # the reversed ordering shows the last option first
+            reply = Reply(texts=["I"], top_logprobs={**{k: v + math.log(0.02) for k, v in reply.top_logprobs.items()},
+                                                     "I": math.log(0.98)})
+        return reply
+
+
+def test_a_low_mass_ordering_keeps_its_share_of_the_row_so_pair_stays_balanced():
+    # pair = fixed + reversed: the linear position bias cancels only if both orderings count equally
+    table = run(OneLowMassOrderingModel(linear), order="pair", min_mass=0.05)
+    np.testing.assert_allclose(table[prob_columns()].to_numpy(), expected(table), atol=1e-12)
+    assert table["flags"].str.contains("low_mass").all()
+    np.testing.assert_allclose(table["answer_weight"], (1 + 0.02 / 0.05) / 2)
+
+
 def test_unknown_low_mass_policy_is_named():
     with pytest.raises(ValueError, match="unknown LOW_MASS 'keep'"):
         cells("keep")

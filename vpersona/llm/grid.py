@@ -194,8 +194,8 @@ def _parse_all(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answ
 
 
 def answers_table(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> pd.DataFrame:
-    """The tidy result: plan rows + K, p1..p10 (catalog order: the weighted mean over the row's
-    orderings), covered_mass (mean over orderings), n_valid, n_invalid, answer_weight (mean
+    """The tidy result: plan rows + K, p1..p10 (catalog order: the plain mean over the row's kept
+    orderings, so pair/cyclic stay balanced), covered_mass (mean over orderings), n_valid, n_invalid, answer_weight (mean
     weight of the row's orderings in the aggregate: 1 unless some fell below ``min_mass``), flags
     (';'-joined union), prompt_hash (template set) and rendered_hash (the messages sent; one
     hash per ordering, ';'-joined)."""
@@ -219,7 +219,9 @@ def _general_table(plan: GridPlan, answers: list[Answer], min_mass: float) -> pd
         w = np.array([answer_weight(a, min_mass, plan.low_mass) for a in got])
         K[i] = prompt.K
         kept = [(wk, a) for wk, a in zip(w, got) if wk > 0]
-        P[i, :prompt.K] = (sum(wk * a.dist for wk, a in kept) / w.sum()) if kept else np.nan
+        # the kept orderings count equally: weighting them by their mass would unbalance the label
+        # positions pair/cyclic balance; the row's low mass goes into answer_weight instead
+        P[i, :prompt.K] = (sum(a.dist for _, a in kept) / len(kept)) if kept else np.nan
         row_flags = set().union(*(a.flags for a in got))
         dropped = sum(1 for wk, a in zip(w, got) if a.ok and wk == 0)
         if dropped:
