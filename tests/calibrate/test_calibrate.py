@@ -91,6 +91,16 @@ def test_tau_one_is_the_identity_and_two_options_are_fixed_by_their_mean():
     assert np.allclose(mean_preserving_temperature(B, 3.0, np.ones(50, bool)), B, atol=1e-12)
 
 
+def test_a_floor_does_not_move_the_mean():
+    # the floor mixes in the uniform distribution (mean in the middle); the mean kept is the one before it
+    pred = sharp_table(np.random.default_rng(5))
+    for tau in (1.0, 2.5):
+        out = MeanPreservingTemperature(tau=tau, floor=0.05).fit(pred, pred).transform(pred)
+        (P, K), (Q, _) = to_matrix(pred), to_matrix(out)  # every item here is ordered
+        np.testing.assert_allclose(mean_answer(Q), mean_answer(P), atol=1e-9)
+        assert (Q[np.arange(len(K)), K - 1] > 0).all() and (Q[:, :4] > 0).all()  # no option left at 0
+
+
 def test_nominal_items_get_plain_temperature():
     P = np.zeros((1, 10))
     P[0, :4] = [0.7, 0.2, 0.1, 0.0]
