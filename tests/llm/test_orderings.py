@@ -193,16 +193,22 @@ def test_a_label_missing_from_the_prior_is_floored_at_the_smallest_listed_prior_
     assert combine_priors([np.array([.6, .4]), np.full(2, np.nan), np.array([.4, .6])]).tolist() == [.5, .5]
 
 
-class MissingLabelPriorModel(LabelPriorModel):
-    """Content-free replies list A, B, C but not D (outside the top-k); real answers are A-heavy."""
+class ContentFreeReplyModel(LabelPriorModel):
+    """LabelPriorModel with its own top_logprobs for the content-free prompts (``content_free``)."""
 
     async def acomplete(self, query):
         labels, index, persona = self.read(query)
         if index[0] is not None:
             return await super().acomplete(query)
         self.calls += 1
-        p = {" A": 0.5, " B": 0.3, " C": 0.15, "The": 0.05}
-        return Reply(texts=["A"], top_logprobs={k: math.log(v) for k, v in p.items()})
+        return Reply(texts=["A"], top_logprobs={k: math.log(v) for k, v in self.content_free(labels).items()})
+
+
+class MissingLabelPriorModel(ContentFreeReplyModel):
+    """Content-free replies list A, B, C but no later label (outside the top-k)."""
+
+    def content_free(self, labels):
+        return {" A": 0.5, " B": 0.3, " C": 0.15, "The": 0.05}
 
 
 def test_contextual_floors_an_unlisted_label_so_it_cannot_take_over():
@@ -213,16 +219,12 @@ def test_contextual_floors_an_unlisted_label_so_it_cannot_take_over():
     assert (k4["p4"] < 0.5).all(), k4[["p1", "p2", "p3", "p4"]]
 
 
-class LowMassPriorModel(LabelPriorModel):
+class LowMassPriorModel(ContentFreeReplyModel):
     """Content-free replies put only 2% of their mass on the labels."""
 
-    async def acomplete(self, query):
-        labels, index, persona = self.read(query)
-        if index[0] is not None:
-            return await super().acomplete(query)
-        self.calls += 1
-        top = {" " + lab: math.log(0.02 * x) for lab, x in zip(labels, self.PRIOR[:len(labels)] / self.PRIOR[:len(labels)].sum())}
-        return Reply(texts=["The"], top_logprobs={**top, "The": math.log(0.98)})
+    def content_free(self, labels):
+        prior = self.PRIOR[:len(labels)] / self.PRIOR[:len(labels)].sum()
+        return {**{" " + lab: 0.02 * x for lab, x in zip(labels, prior)}, "The": 0.98}
 
 
 def test_contextual_reports_a_low_mass_content_free_reply_on_the_answers_it_calibrates():

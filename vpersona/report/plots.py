@@ -116,7 +116,7 @@ def error_by_country(summary: pd.DataFrame, *, metric: str = "jsd", title: str, 
         ax.axvline(k - 0.5, color="lightgray", lw=0.8, zorder=0)
     ax.set_xticks(np.arange(len(countries)), countries)
     ax.grid(axis="x", visible=False)
-    ylabel = f"mean {metric} over items (lower is better)" + ("\nbars: 95% CI, items bootstrap" if has_ci else "")
+    ylabel = f"mean {metric} over items (lower is better)" + ("\nbars: 95% CI, studentized bootstrap over items" if has_ci else "")
     ax.set(xlabel="country", ylabel=ylabel, title=title, xlim=(-0.5, len(countries) - 0.5))
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8, title="method (grey/black: reference)",
               title_fontsize=8)
