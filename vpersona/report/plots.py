@@ -147,7 +147,8 @@ def gap_chart(gaps: pd.DataFrame, *, title: str, axes=None):
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, labels)
         ax.set(xlabel=xlabel, ylim=(-0.7, max(len(t), 1) - 0.3))
-    axes[0].set_title(f"gap per method (95% CI, {unit} bootstrap within groups)", fontsize=10)
+    how = "Welch t over the groups' countries" if unit == "countries" else f"{unit} bootstrap"
+    axes[0].set_title(f"gap per method (95% CI, {how})", fontsize=10)
     axes[1].set_title("does the gap narrow? (paired 95% CI; red: excludes 0)", fontsize=10)
     axes[0].figure.suptitle(title)
     return axes[0].figure
