@@ -238,7 +238,8 @@ def test_each_persona_kind_gets_its_own_content_free_prompts():
     assert one.messages[0]["content"].endswith("\n\nN/A") and two.messages[0]["content"].endswith("\n\nN/A\nN/A")
     assert len(content_free_prompt("none", 4).messages) == 1  # no system message
     pairs, personas = plan(countries=("NGA",))
-    extra = personas[personas["kind"] == "value"].assign(kind="value+demographic", persona_id=lambda d: d["persona_id"] + 10)
+    extra = personas[personas["kind"] == "value"].assign(kind="value+demographic",
+                                                         persona_id=lambda d: d["persona_id"] + 10)
     personas = pd.concat([personas, extra], ignore_index=True)
     pairs = pd.concat([pairs, pairs[pairs["kind"] == "value"].assign(kind="value+demographic",
                                                                    persona_id=lambda d: d["persona_id"] + 10)])

@@ -138,7 +138,8 @@ def test_demo_gap_two_against_four_countries_is_welch_with_the_permutation_cavea
     gap = by_claim(claims(cells, country_groups(DEMO)))["the gap narrows"]
     assert gap["verdict"] == "yes" and "p_holm" in gap and gap["hi"] < 0
     assert "Welch t over countries, 2 aligned / 4 underrepresented" in gap["line"]
-    assert "only 15 relabellings (smallest two-sided p 2/15), so this verdict rests on the t approximation" in gap["line"]
+    assert ("only 15 relabellings (smallest two-sided p 2/15), so this verdict rests on the t approximation"
+            in gap["line"])
     assert "relabellings" not in by_claim(claims(make_cells({"value": 0.0, "value+T": -0.05, "country": 0.1},
                                                             gap={"country": 0.3}), country_groups(COUNTRIES)))[
         "the gap narrows"]["line"]  # 5 / 5: 252 relabellings

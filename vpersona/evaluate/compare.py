@@ -67,7 +67,8 @@ def paired_difference(cells: pd.DataFrame, a: str, b: str, *, metric: str = "jsd
     ci = mean_interval(d, ["diff"], unit=unit, n_boot=n_boot, level=level, seed=seed, interval=interval).loc["diff"]
     per_country = d.groupby("country")[["a", "b"]].mean()
     return {"a": a, "b": b, "metric": metric, "unit": unit, "mean": float(ci["mean"]),
-            "lo": float(ci["lo"]), "hi": float(ci["hi"]), "p": float(ci["p"]), "n_cells": int(len(d)), "n_units": int(n_units(d, unit)),
+            "lo": float(ci["lo"]), "hi": float(ci["hi"]), "p": float(ci["p"]), "n_cells": int(len(d)),
+            "n_units": int(n_units(d, unit)),
             "n_items": int(d["item"].nunique()),
             "wins": int((per_country["a"] < per_country["b"]).sum()), "n_countries": int(len(per_country))}
 

@@ -178,8 +178,8 @@ def plan_requests(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catal
 
 def _parse_all(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> list[Answer]:
     """Each request's answer; with contextual calibration each row's orderings are parsed with
-    the label prior of its content-free requests (the mean over the content-free inputs; a prior
-    is a property of the row's persona kind and K, so every request of a row shares it). ``parsed``: answers already parsed without a
+    the label prior of its content-free requests (the mean over the content-free inputs; a
+    prior is a property of the row's persona kind and K, so every request of a row shares it). ``parsed``: answers already parsed without a
     prior (as they were stored in the cache), reused for requests that take none."""
     parsed = parsed or {}
     priors: dict[int, tuple[np.ndarray, bool]] = {}
@@ -195,8 +195,9 @@ def _parse_all(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answ
 
 def answers_table(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> pd.DataFrame:
     """The tidy result: plan rows + K, p1..p10 (catalog order: the plain mean over the row's kept
-    orderings, so pair/cyclic stay balanced), covered_mass (mean over orderings), n_valid, n_invalid, answer_weight (mean
-    weight of the row's orderings in the aggregate: 1 unless some fell below ``min_mass``), flags
+    orderings, so pair/cyclic stay balanced), covered_mass (mean over orderings), n_valid,
+    n_invalid, answer_weight (mean weight of the row's orderings in the aggregate: 1 unless some
+    fell below ``min_mass``), flags
     (';'-joined union), prompt_hash (template set) and rendered_hash (the messages sent; one
     hash per ordering, ';'-joined)."""
     answers = _parse_all(plan, replies, parsed)

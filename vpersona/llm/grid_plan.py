@@ -161,9 +161,12 @@ class ChunkPlanner:
         # content-free prompts last, so they do not interrupt a persona's run of shared-prefix prompts
         # several content-free inputs per prior (averaged when parsed); kinds with the same content-free
         # layout ask the same prompts, deduplicated by key
-        groups = {k: tuple(add(self.slow(content_free_prompt("none" if k[0] is None else k[0], k[1], x, persona_text="" if k[0] is None
-                                                             else "x", estimator=self.estimator), 0), 0)
-                           for x in CONTENT_FREE_INPUTS)
+        def content_free(kind, K, x):
+            prompt = content_free_prompt("none" if kind is None else kind, K, x,
+                                         persona_text="" if kind is None else "x", estimator=self.estimator)
+            return add(self.slow(prompt, 0), 0)
+
+        groups = {k: tuple(content_free(*k, x) for x in CONTENT_FREE_INPUTS)
                   for k in dict.fromkeys(k for k in row_prior if k is not None)}
         prior_index = {k: g for g, k in enumerate(groups)}
         R = self.replicates
