@@ -1,8 +1,8 @@
 """Reference rows (uniform, global, human-25/100/400, regression) per country on a respondent file.
 
 Default: the bundled SYNTHETIC sample, all its countries and every catalog target item. Human
-targets are the sample's own weighted distributions (the human-N ceiling is, by definition, a
-sample of a country against that same country). Prints a markdown table of mean JSD per method x
+targets are the sample's own weighted distributions (human-N, the sampling error of N answers,
+is by definition a sample of a country against that same country). Prints a markdown table of mean JSD per method x
 country, then the mean of every metric per method, with timings. Usage::
 
     .venv/bin/python benchmarks/reference_table.py [--wvs PATH] [--countries AUS NGA ...] [--folds country|zone] [--max-train N]

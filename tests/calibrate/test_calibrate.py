@@ -91,6 +91,16 @@ def test_tau_one_is_the_identity_and_two_options_are_fixed_by_their_mean():
     assert np.allclose(mean_preserving_temperature(B, 3.0, np.ones(50, bool)), B, atol=1e-12)
 
 
+def test_a_floor_does_not_move_the_mean():
+    # the floor mixes in the uniform distribution (mean in the middle); the mean kept is the one before it
+    pred = sharp_table(np.random.default_rng(5))
+    for tau in (1.0, 2.5):
+        out = MeanPreservingTemperature(tau=tau, floor=0.05).fit(pred, pred).transform(pred)
+        (P, K), (Q, _) = to_matrix(pred), to_matrix(out)  # every item here is ordered
+        np.testing.assert_allclose(mean_answer(Q), mean_answer(P), atol=1e-9)
+        assert (Q[np.arange(len(K)), K - 1] > 0).all() and (Q[:, :4] > 0).all()  # no option left at 0
+
+
 def test_nominal_items_get_plain_temperature():
     P = np.zeros((1, 10))
     P[0, :4] = [0.7, 0.2, 0.1, 0.0]
@@ -193,6 +203,23 @@ def test_cross_fit_scores_every_cell_once_with_params_per_fold():
     merged = out.merge(human, on=["country", "item"], suffixes=("", "_h"))
     assert np.allclose(merged[[f"p{k}" for k in range(1, 11)]].to_numpy(),
                        merged[[f"p{k}_h" for k in range(1, 11)]].to_numpy(), atol=1e-6)
+
+
+def test_cross_fit_never_fits_on_the_cells_it_tests():
+    # mutation-proof: each item's humans are its predictions widened by its own tau (1.2 .. 6), so
+    # the tau a fold fits depends on exactly which items it fits on. Each fold's tau must be the
+    # one fitted on the *other* folds' items alone, not the tau of all cells.
+    pred = sharp_table(np.random.default_rng(12)).assign(kind="value")
+    item_tau = dict(zip(ORDINAL_ITEMS, np.linspace(1.2, 6.0, len(ORDINAL_ITEMS))))
+    human = pd.concat([widen(pred[pred["item"] == i], {ORDINAL_ITEMS[i]: t}) for i, t in item_tau.items()],
+                      ignore_index=True)
+    out, params = cross_fit(MeanPreservingTemperature(), pred, human, ItemKFold(k=3, seed=0), by="kind")
+    every = MeanPreservingTemperature().fit(pred, human).params["tau"]
+    for fold, test in out.groupby("fold"):
+        fit_on = pred[~pred["item"].isin(test["item"])]
+        alone = MeanPreservingTemperature().fit(fit_on, human).params["tau"]
+        assert params.loc[params["fold"] == fold, "tau"].iloc[0] == pytest.approx(alone, rel=1e-6)
+    assert (params["tau"] - every).abs().max() > 0.05  # so a fit on every cell would be told apart
 
 
 # --- persona mixing ----------------------------------------------------------------------------

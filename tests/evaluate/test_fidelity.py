@@ -65,3 +65,18 @@ def test_regression_reference_predicts_each_respondent_from_other_countries(setu
     assert reg.loc["Q6", "r"] > 0.2  # religion importance follows the value profile (Q164 itself is left out)
     both = fidelity_table(oracle(plan, truth), truth, survey, max_train_per_country=200)
     assert set(both["method"]) == {"value", "regression"}
+
+
+def test_regression_fidelity_never_trains_on_the_respondents_own_country(country_only_link):
+    # mutation-proof: Q1 follows Q182 in BRA only (constant elsewhere); trained on BRA's own fold
+    # the regression would rank BRA's respondents almost perfectly; trained on the others it cannot
+    from scipy.stats import spearmanr
+
+    from vpersona.evaluate.fidelity import regression_expected
+
+    s = country_only_link
+    bra = s.responses.index[s.responses["country"] == "BRA"]
+    exp = regression_expected(s, ["Q1"], bra, value_items=["Q182", "Q57"], max_train_per_country=None)
+    truth = s.responses.loc[exp["respondent"], "Q1"].to_numpy()
+    assert len(exp) == len(bra)
+    assert abs(spearmanr(exp["expected"], truth).statistic) < 0.3

@@ -80,9 +80,11 @@ def test_logprobs_parse_is_order_independent_bit_for_bit():
     assert est.parse(reply_lp(top), P).dist.tobytes() == est.parse(reply_lp(shuffled), P).dist.tobytes()
 
 
-@pytest.mark.parametrize("text,label", [("A", "A"), (" b.", "B"), ("(C) Not very happy", "C"), ("**D**", "D"),
-                                        ("Answer: B", "B"), ("answer is c", "C"), ("Because", None),
-                                        ("I think A", None), ("E", None), ("", None), ("10", None)])
+@pytest.mark.parametrize("text,label", [("A", "A"), (" C.", "C"), ("(C) Not very happy", "C"), ("**D**", "D"),
+                                        ("Answer: B", "B"), ("answer is C", "C"), ("A\n", "A"), ("B. Agree", "B"),
+                                        ("Because", None), ("I think A", None), ("E", None), ("", None),
+                                        ("10", None), ("a lot", None), ("A good question", None), (" b.", None),
+                                        ("answer is c", None)])
 def test_leading_label(text, label):
     assert parse_leading_label(text, P.labels) == label
 
@@ -91,9 +93,9 @@ def test_sample_counts_and_unparseable():
     est = make_estimator("sample", n=6, temperature=0.7)
     q = est.make_query(P, seed=42)
     assert q.param_dict == {"n": 6, "temperature": 0.7, "top_p": 1.0, "max_tokens": 4, "seed": 42}
-    a = est.parse(Reply(texts=["A", "A.", "b", "I'm sorry, I cannot answer", "blah", "A"]), P)
+    a = est.parse(Reply(texts=["A", "A.", "B", "I'm sorry, I cannot answer", "a lot", "A", "A good question", "b"]), P)
     np.testing.assert_allclose(a.dist, [0.75, 0.25, 0, 0])
-    assert (a.n_valid, a.n_invalid) == (4, 2) and a.covered_mass == pytest.approx(4 / 6)
+    assert (a.n_valid, a.n_invalid) == (4, 4) and a.covered_mass == pytest.approx(4 / 8)
     assert a.flags == {"refusal"}
     rev = est.parse(Reply(texts=["A", "A", "D"]), P_REV)
     np.testing.assert_allclose(rev.dist, [1 / 3, 0, 0, 2 / 3])

@@ -17,6 +17,7 @@ from vpersona import load_catalog
 from vpersona.calibrate.aggregate import aggregate
 from vpersona.core.distributions import prob_columns
 from vpersona.llm.backends.base import Reply
+from vpersona.llm.contextual import combine_priors, content_free_prompt, divide_prior
 from vpersona.llm.grid import plan_requests, run_grid
 from vpersona.llm.orderings import ORDERS, orderings
 from vpersona.llm.prompts import _option_texts, load_templates
@@ -59,7 +60,7 @@ class FakeModel:
         user, persona = msgs[-1]["content"], msgs[0]["content"] if len(msgs) > 1 else ""
         lines = OPTION_LINE.findall(user)
         item = next((c for c in ITEMS if CATALOG[c].text in user), None)
-        index = [None if text == "N/A" else TEXTS[item].index(text) for _, text in lines]
+        index = [None if item is None else TEXTS[item].index(text) for _, text in lines]  # None: content-free
         return [label for label, _ in lines], index, persona
 
     async def acomplete(self, query):
@@ -147,6 +148,10 @@ def test_random_order_differs_by_replicate_country_and_persona():
     q33 = {k: v for k, v in perms.items() if k[2] == "Q33"}
     assert len({v for k, v in q33.items() if k[:2] == (2, "NGA")}) > 1  # replicates differ
     assert any(q33[(2, "NGA", "Q33", r)] != q33[(2, "SWE", "Q33", r)] for r in range(3))  # `none` differs by country
+    # mutation-proof: the two value personas of a country (same item, same replicate) get their own orders
+    assert all(q33[(0, c, "Q33", r)] != q33[(1, c, "Q33", r)] for c in ("NGA", "SWE") for r in range(3))
+    assert orderings(5, "random", seed=7, country="NGA", persona=0, item="Q33") != \
+        orderings(5, "random", seed=7, country="NGA", persona=1, item="Q33")
     assert len(p.requests) > len({(k[0], k[2], k[3]) for k in perms})  # so the none persona is not deduplicated away
     again = plan_requests(pairs, personas, catalog=CATALOG, backend_identity={"kind": "x"}, order="random",
                           replicates=3, seed=7)
@@ -170,11 +175,81 @@ def test_contextual_calibration_removes_a_pure_label_prior_exactly():
     model = LabelPriorModel()
     table = run(model, order="fixed", contextual=True)
     np.testing.assert_allclose(table[prob_columns()].to_numpy(), expected(table), atol=1e-12)
-    # one content-free prompt per (persona with / without text) x K, shared by every country and persona
-    assert table.attrs["run_stats"]["calibration_queries"] == 4
-    assert sum("N/A" in p for p in model.prompts) == 4
+    # per (persona kind: none / value) x K (2 here) one content-free prompt per input (N/A, "", [MASK]),
+    # shared by every country and persona
+    assert table.attrs["run_stats"]["calibration_queries"] == 12
+    assert sum("A. N/A" in p for p in model.prompts) == 4 and sum("A. [MASK]" in p for p in model.prompts) == 4
     cyc = run(LabelPriorModel(), order="cyclic", contextual=True)  # the prior is per label, so any order works
     np.testing.assert_allclose(cyc[prob_columns()].to_numpy(), expected(cyc), atol=1e-12)
+
+
+def test_a_label_missing_from_the_prior_is_floored_at_the_smallest_listed_prior_and_flagged():
+    # the issue's case: with a 1e-4 floor the 0.1% label became 68% of the answer
+    dist, floored = divide_prior(np.array([.3, .3, .2, .199, .001]), np.array([.4, .3, .2, .1, 0]))
+    assert floored and dist[4] < 0.01 and dist.argmax() == 3
+    np.testing.assert_allclose(dist, np.array([.75, 1, 1, 1.99, .01]) / 4.75)
+    same, floored = divide_prior(np.array([.5, .5]), np.array([.5, .5]))
+    assert not floored and same.tolist() == [.5, .5]
+    assert combine_priors([np.array([.6, .4]), np.full(2, np.nan), np.array([.4, .6])]).tolist() == [.5, .5]
+
+
+class ContentFreeReplyModel(LabelPriorModel):
+    """LabelPriorModel with its own top_logprobs for the content-free prompts (``content_free``)."""
+
+    async def acomplete(self, query):
+        labels, index, persona = self.read(query)
+        if index[0] is not None:
+            return await super().acomplete(query)
+        self.calls += 1
+        return Reply(texts=["A"], top_logprobs={k: math.log(v) for k, v in self.content_free(labels).items()})
+
+
+class MissingLabelPriorModel(ContentFreeReplyModel):
+    """Content-free replies list A, B, C but no later label (outside the top-k)."""
+
+    def content_free(self, labels):
+        return {" A": 0.5, " B": 0.3, " C": 0.15, "The": 0.05}
+
+
+def test_contextual_floors_an_unlisted_label_so_it_cannot_take_over():
+    table = run(MissingLabelPriorModel(), order="fixed", contextual=True)
+    k4 = table[table["K"] == 4]
+    assert k4["flags"].str.contains("prior_floored").all()
+    # D's prior is floored at C's 0.15, not 1e-4: D (true share <= 0.1 * 3/6 of the label prior) stays small
+    assert (k4["p4"] < 0.5).all(), k4[["p1", "p2", "p3", "p4"]]
+
+
+class LowMassPriorModel(ContentFreeReplyModel):
+    """Content-free replies put only 2% of their mass on the labels."""
+
+    def content_free(self, labels):
+        prior = self.PRIOR[:len(labels)] / self.PRIOR[:len(labels)].sum()
+        return {**{" " + lab: 0.02 * x for lab, x in zip(labels, prior)}, "The": 0.98}
+
+
+def test_contextual_reports_a_low_mass_content_free_reply_on_the_answers_it_calibrates():
+    table = run(LowMassPriorModel(), order="fixed", contextual=True)
+    assert table["flags"].str.contains("prior_low_mass").all()
+    assert not run(LabelPriorModel(), order="fixed", contextual=True)["flags"].str.contains("prior_low_mass").any()
+
+
+def test_each_persona_kind_gets_its_own_content_free_prompts():
+    one, two = content_free_prompt("value", 4), content_free_prompt("value+demographic", 4)
+    assert one.messages[0]["content"].endswith("\n\nN/A") and two.messages[0]["content"].endswith("\n\nN/A\nN/A")
+    assert len(content_free_prompt("none", 4).messages) == 1  # no system message
+    pairs, personas = plan(countries=("NGA",))
+    extra = personas[personas["kind"] == "value"].assign(kind="value+demographic",
+                                                         persona_id=lambda d: d["persona_id"] + 10)
+    personas = pd.concat([personas, extra], ignore_index=True)
+    pairs = pd.concat([pairs, pairs[pairs["kind"] == "value"].assign(kind="value+demographic",
+                                                                   persona_id=lambda d: d["persona_id"] + 10)])
+    p = plan_requests(pairs, personas, catalog=CATALOG, backend_identity={"kind": "x"}, order="fixed", contextual=True)
+    content_free = {j for g in p.priors for j in g}
+    # per K: none 3, value 3, value+demographic 2 more (its empty-input prompt is value's: no block left)
+    assert len(content_free) == 8 * 2 and len(p.priors) == 3 * 2
+    rows = p.rows.assign(prior=p.row_prior)
+    assert rows.groupby("kind")["prior"].nunique().to_dict() == {"none": 2, "value": 2, "value+demographic": 2}
+    assert len(set(rows["prior"])) == 6
 
 
 def test_contextual_is_a_logprobs_option_only():
@@ -219,6 +294,26 @@ def test_low_mass_rows_are_weighted_or_dropped_and_reported(low_mass, weight):
         mix = (effect(K, "very") + weight * effect(K, "not happy")) / (1 + weight)
         np.testing.assert_allclose(agg.loc[(item, "value"), prob_columns()[:K]].to_numpy(float), mix, atol=1e-12)
         assert agg.loc[(item, "value"), "n_valid_personas"] == (2 if low_mass == "weight" else 1)
+
+
+class OneLowMassOrderingModel(PositionBiasModel):
+    """Position bias, and the reversed ordering of each question gets only 2% of its mass on labels."""
+
+    async def acomplete(self, query):
+        labels, index, persona = self.read(query)
+        reply = await super().acomplete(query)
+        if index[0] == len(labels) - 1:  # the reversed ordering shows the last option first
+            reply = Reply(texts=["I"], top_logprobs={**{k: v + math.log(0.02) for k, v in reply.top_logprobs.items()},
+                                                     "I": math.log(0.98)})
+        return reply
+
+
+def test_a_low_mass_ordering_keeps_its_share_of_the_row_so_pair_stays_balanced():
+    # pair = fixed + reversed: the linear position bias cancels only if both orderings count equally
+    table = run(OneLowMassOrderingModel(linear), order="pair", min_mass=0.05)
+    np.testing.assert_allclose(table[prob_columns()].to_numpy(), expected(table), atol=1e-12)
+    assert table["flags"].str.contains("low_mass").all()
+    np.testing.assert_allclose(table["answer_weight"], (1 + 0.02 / 0.05) / 2)
 
 
 def test_unknown_low_mass_policy_is_named():

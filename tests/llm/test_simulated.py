@@ -92,7 +92,7 @@ def test_position_bias_favours_the_first_label_and_content_free_prompts_measure_
     b = SimulatedBackend({"fidelity": 0.0, "country": 0.0, "position_bias": 1.0}, seed=1)
     fixed, rev = answer(b, "", "Q6")[0].dist, answer(b, "", "Q6", order="reversed")[0].dist
     assert fixed[0] > rev[0] and rev[3] > fixed[3]
-    prompt = content_free_prompt("x", 4)
+    prompt = content_free_prompt("value", 4)
     reply = b.complete(make_estimator("logprobs").make_query(prompt))
     lp = np.array([reply.top_logprobs[x] for x in "ABCD"])
     np.testing.assert_allclose(np.diff(lp), -2 / 3)  # b * (1 - 2j/(K-1)): steps of 2b/(K-1)

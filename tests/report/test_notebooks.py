@@ -62,7 +62,7 @@ def test_summary_carries_methods_reference_rows_and_synthetic_label(smoke_run):
         assert kind in methods, kind
     for m, v in methods.items():
         assert 0.0 <= v["jsd"] <= 1.0 and v["jsd_lo"] <= v["jsd"] <= v["jsd_hi"], m
-    # the noise ceiling shrinks with N: a sanity check on the reference rows
+    # the sampling error of N answers shrinks with N: a sanity check on the reference rows
     assert methods["human-400"]["jsd"] < methods["human-100"]["jsd"] < methods["human-25"]["jsd"]
     assert summary["n_countries"] == 5 and summary["n_items"] == 6
 

@@ -9,7 +9,8 @@ tau > 1 widens, tau < 1 sharpens, tau = 1 is the identity. lambda is found per c
 vectorised safeguarded Newton iteration (Newton steps on E[x](lambda), whose derivative is
 Var[x] > 0, falling back to bisection inside a bracket), to |mean error| < 1e-12. Nominal items
 get plain temperature (P^ ** (1/tau), renormalised). Options with probability 0 stay 0; pass
-``floor=eps`` to mix in eps of the uniform distribution first (documented in the params). A 2-option
+``floor=eps`` to mix in eps of the uniform distribution first (documented in the params); the
+mean kept is then the mean *before* the floor, which would otherwise pull it towards the middle. A 2-option
 ordered item is left unchanged: its mean fixes its distribution. tau is one number, or one per
 scale length K (``per_scale_length=True``; K not seen in fitting falls back to the global tau).
 For single-peaked distributions the sd grows monotonically with tau; for a U-shaped one, tempering
@@ -44,11 +45,13 @@ def _softmax_logs(A: np.ndarray) -> np.ndarray:
 
 
 def mean_preserving_temperature(P: np.ndarray, tau, ordered, *, tol: float = 1e-12,
-                                max_iter: int = 200) -> np.ndarray:
+                                max_iter: int = 200, target: np.ndarray | None = None) -> np.ndarray:
     """Apply P~ ∝ P^(1/tau) exp(lambda x) row-wise, lambda solved so each row keeps its mean.
 
     ``P``: (n, KMAX) rows summing to 1; ``tau``: scalar or (n,) positive; ``ordered``: (n,) bool,
-    False rows get plain temperature. Rows with tau == 1 are returned unchanged.
+    False rows get plain temperature. Rows with tau == 1 are returned unchanged. ``target``: (n,)
+    means to keep instead of P's own (the mean before a ``floor`` was mixed in); ordered rows are
+    then solved whatever their tau.
     """
     given = np.asarray(P, dtype=float)
     P = normalise(given)
@@ -58,7 +61,7 @@ def mean_preserving_temperature(P: np.ndarray, tau, ordered, *, tol: float = 1e-
         raise ValueError(f"temperature tau must be positive and finite; got {tau[(tau <= 0) | ~np.isfinite(tau)][:3]}")
     ordered = np.broadcast_to(np.asarray(ordered, dtype=bool), (n,))
     out = given.copy()
-    change = (tau != 1.0) & (P.sum(axis=1) > 0)
+    change = ((tau != 1.0) | (target is not None and ordered)) & (P.sum(axis=1) > 0)
     logP = np.full_like(P, -np.inf)
     np.log(P, out=logP, where=P > 0)
     A = logP / tau[:, None]
@@ -69,7 +72,8 @@ def mean_preserving_temperature(P: np.ndarray, tau, ordered, *, tol: float = 1e-
     spread = np.where(support, X, -np.inf).max(axis=1) > np.where(support, X, np.inf).min(axis=1)
     rows = rows[spread]  # a single-option distribution stays as it is
     if len(rows):
-        out[rows] = _solve_lambda(A[rows], P[rows] @ X, tol=tol, max_iter=max_iter)
+        goal = P[rows] @ X if target is None else np.asarray(target, dtype=float)[rows]
+        out[rows] = _solve_lambda(A[rows], goal, tol=tol, max_iter=max_iter)
     return out
 
 
@@ -135,8 +139,9 @@ def _objective_value(objective: str, Pc: np.ndarray, H: np.ndarray, ordered: np.
 
 
 def fit_temperature(P: np.ndarray, H: np.ndarray, ordered: np.ndarray, *, objective: str = "jsd",
-                    bounds=(0.2, 20.0)) -> float:
-    """The one tau that best calibrates rows P toward human rows H under ``objective``."""
+                    bounds=(0.2, 20.0), target: np.ndarray | None = None) -> float:
+    """The one tau that best calibrates rows P toward human rows H under ``objective`` (``target``:
+    the means to keep, as in :func:`mean_preserving_temperature`)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown calibration objective {objective!r}; expected one of {OBJECTIVES}")
     if len(P) == 0:
@@ -144,7 +149,8 @@ def fit_temperature(P: np.ndarray, H: np.ndarray, ordered: np.ndarray, *, object
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
 
     def value(log_tau):
-        return _objective_value(objective, mean_preserving_temperature(P, np.exp(log_tau), ordered), H, ordered)
+        return _objective_value(objective, mean_preserving_temperature(P, np.exp(log_tau), ordered, target=target),
+                                H, ordered)
 
     if objective == "jsd":
         res = minimize_scalar(value, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
@@ -187,11 +193,15 @@ class MeanPreservingTemperature(BaseEstimator):
         return {**flat, "objective": self.objective, "floor": self.floor}
 
     def _prepare(self, table: pd.DataFrame):
+        """(P, K, ordered, target): P floored when ``floor`` > 0, and then the means before the
+        floor (the floor pulls each mean towards the middle; the mean-preserving step restores it)."""
         P, K = to_matrix(table)
+        target = None
         if self.floor > 0:
+            target = normalise(P) @ X
             inside = X[None, :] < K[:, None]
             P = (1 - self.floor) * normalise(P) + self.floor * inside / K[:, None]
-        return normalise(P), K, ordered_mask(table["item"], self.catalog or load_catalog())
+        return normalise(P), K, ordered_mask(table["item"], self.catalog or load_catalog()), target
 
     def fit(self, pred: pd.DataFrame, human: pd.DataFrame, *, keys=("country", "item")) -> "MeanPreservingTemperature":
         """Learn ``tau_`` on the cells of ``pred`` that have a human distribution.
@@ -208,9 +218,10 @@ class MeanPreservingTemperature(BaseEstimator):
         pred, H = _paired(pred, human, keys)
         if pred.empty:
             raise ValueError("no cell of pred has a human distribution to fit on")
-        P, K, ordered = self._prepare(pred)
+        P, K, ordered, target = self._prepare(pred)
         use = _changeable(K, ordered)
-        fit = lambda m: fit_temperature(P[m], H[m], ordered[m], objective=self.objective, bounds=self.bounds)
+        fit = lambda m: fit_temperature(P[m], H[m], ordered[m], objective=self.objective, bounds=self.bounds,
+                                        target=None if target is None else target[m])
         global_tau = fit(use)
         if not self.per_scale_length:
             self.tau_ = global_tau
@@ -225,8 +236,8 @@ class MeanPreservingTemperature(BaseEstimator):
             raise RuntimeError("MeanPreservingTemperature is not fitted: call fit() first")
         out = pred.reset_index(drop=True).copy()
         ok = valid_rows(out)
-        P, K, ordered = self._prepare(out[ok])
-        Pc = mean_preserving_temperature(P, _tau_per_row(self.tau_, K), ordered)
+        P, K, ordered, target = self._prepare(out[ok])
+        Pc = mean_preserving_temperature(P, _tau_per_row(self.tau_, K), ordered, target=target)
         out.loc[ok, prob_columns()] = from_matrix(out.loc[ok, []], Pc, K)[prob_columns()].to_numpy()
         return out
 

@@ -48,10 +48,14 @@ def paired_cells(cells: pd.DataFrame, a: str, b: str, metric: str = "jsd") -> pd
 
 
 def paired_difference(cells: pd.DataFrame, a: str, b: str, *, metric: str = "jsd", unit: str = "items",
-                      n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """Mean ``metric[a] - metric[b]`` on shared cells, its paired ``unit`` bootstrap interval, country wins.
+                      n_boot: int = 1000, level: float = 0.95, seed: int = 0, interval: str = "studentized") -> dict:
+    """Mean ``metric[a] - metric[b]`` on shared cells, its paired ``unit`` interval, country wins.
 
-    Keys: ``a, b, metric, unit, mean, lo, hi, n_cells, n_units`` (units resampled: items,
+    ``interval``: ``"studentized"`` (bootstrap-t over the ``unit`` means of the per-cell
+    difference, default), ``"t"`` or ``"percentile"``; see :mod:`vpersona.evaluate.bootstrap`.
+    Keys: ``a, b, metric, unit, mean, lo, hi, p`` (two-sided p of no difference; NaN under the
+    percentile bootstrap),
+    ``n_cells, n_units`` (units resampled: items,
     countries, items x countries or cells), ``n_items``, ``wins``
     (countries where a's mean over the shared cells is lower than b's) and ``n_countries``.
     Negative ``mean`` = a has the lower error.
@@ -60,10 +64,11 @@ def paired_difference(cells: pd.DataFrame, a: str, b: str, *, metric: str = "jsd
     d = paired_cells(cells, a, b, metric)
     if d.empty:
         raise ValueError(f"methods {a!r} and {b!r} share no scored cell for {metric}")
-    ci = mean_interval(d, ["diff"], unit=unit, n_boot=n_boot, level=level, seed=seed).loc["diff"]
+    ci = mean_interval(d, ["diff"], unit=unit, n_boot=n_boot, level=level, seed=seed, interval=interval).loc["diff"]
     per_country = d.groupby("country")[["a", "b"]].mean()
     return {"a": a, "b": b, "metric": metric, "unit": unit, "mean": float(ci["mean"]),
-            "lo": float(ci["lo"]), "hi": float(ci["hi"]), "n_cells": int(len(d)), "n_units": int(n_units(d, unit)),
+            "lo": float(ci["lo"]), "hi": float(ci["hi"]), "p": float(ci["p"]), "n_cells": int(len(d)),
+            "n_units": int(n_units(d, unit)),
             "n_items": int(d["item"].nunique()),
             "wins": int((per_country["a"] < per_country["b"]).sum()), "n_countries": int(len(per_country))}
 
@@ -78,7 +83,7 @@ def paired_table(cells: pd.DataFrame, pairs, *, metric: str = "jsd", unit: str =
         if skip_missing and not {a, b} <= present:
             continue
         rows.append(paired_difference(cells, a, b, metric=metric, unit=unit, n_boot=n_boot, level=level, seed=seed))
-    columns = ["a", "b", "metric", "unit", "mean", "lo", "hi", "n_cells", "n_units", "n_items", "wins", "n_countries"]
+    columns = ["a", "b", "metric", "unit", "mean", "lo", "hi", "p", "n_cells", "n_units", "n_items", "wins", "n_countries"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -89,3 +94,21 @@ def verdict(lo: float, hi: float, *, lower_is_claim: bool = True) -> str:
     if lower_is_claim:
         return "yes" if hi < 0 else "no" if lo > 0 else "not shown"
     return "yes" if lo > 0 else "no" if hi < 0 else "not shown"
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control for any dependence).
+
+    Hand-written: scipy has only Benjamini-Hochberg (``false_discovery_control``), and statsmodels'
+    ``multipletests`` would be a heavy dependency for these few lines. NaN p-values stay NaN and
+    are not counted in the family."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, j in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[j]))
+        out[j] = running
+    return out

@@ -13,6 +13,9 @@
   gives both with bootstrap intervals: by default resampling countries *within* each group (the
   gap is a contrast between two groups of countries, so its uncertainty is which countries stand
   for each group; group sizes stay fixed), the change paired (the same resample for both methods).
+  With ``unit="countries"`` the default interval is Welch's t on the country means (the gap is a
+  two-sample contrast; ``interval="percentile"`` gives the within-group bootstrap, which covers
+  only 0.75 at 2 vs 4 countries where Welch covers 0.95, ``benchmarks/bench_coverage.py``).
 - :func:`divergence_ratio` — per item, the mean pairwise JS distance between countries'
   predicted distributions over the same for human distributions (countries both have), then
   averaged over items. 1 is ideal; < 1 countries collapse together, > 1 stereotyping.
@@ -22,6 +25,7 @@
 """
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -32,6 +36,8 @@ from vpersona.data.catalog import ordered_mask
 from vpersona.data.countries import zones  # noqa: F401  (re-exported: the grouping rule reads it)
 from vpersona.core.package_data import package_table
 from vpersona.core.seeds import rng
+from scipy.stats import ttest_ind
+
 from vpersona.evaluate.bootstrap import check_unit
 
 ALIGNED_ZONES = ("English-speaking", "Protestant Europe")
@@ -98,6 +104,11 @@ def gap_change(gaps: pd.DataFrame, pairs, *, by: str = "method") -> pd.DataFrame
 
 
 GAP_UNITS = ("countries", "items", "both")
+GAP_INTERVALS = ("t", "percentile")  # Welch t (countries unit) or the bootstrap
+# Fewest countries per group for a gap interval: Welch's t needs 2 (a variance per group); it
+# holds 95% from 2 vs 4 countries up in benchmarks/bench_coverage.py (normal and skewed country
+# effects, the gap and its narrowing). Below it the summary prints the gap without a verdict.
+MIN_GAP_COUNTRIES = 2
 
 
 def _country_means(cells: pd.DataFrame, methods, metric: str, countries, items) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +152,24 @@ def _boot_gaps(V, M, under: np.ndarray, unit: str, n_boot: int, seed) -> np.ndar
     return gap
 
 
+def _welch(x: np.ndarray, under: np.ndarray, level: float) -> tuple[float, float]:
+    """Welch t interval of mean(x[under]) - mean(x[~under]) (x: one value per country) and its p."""
+    xu, xa = x[under], x[~under]
+    if len(xu) < 2 or len(xa) < 2:
+        return np.nan, np.nan, np.nan
+    if np.ptp(xu) <= 1e-12 and np.ptp(xa) <= 1e-12:  # no spread (up to rounding): the interval is the point
+        d = float(xu.mean() - xa.mean())
+        return d, d, float(d == 0)
+    with warnings.catch_warnings():  # a group of identical countries is fine (its variance is 0)
+        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+        res = ttest_ind(xu, xa, equal_var=False)
+    ci = res.confidence_interval(level)
+    return float(ci.low), float(ci.high), float(res.pvalue)
+
+
 def gap_intervals(cells: pd.DataFrame, groups: pd.Series, methods, pairs=(), *, metric: str = "jsd",
-                  unit: str = "countries", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+                  unit: str = "countries", n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                  interval: str = "t") -> pd.DataFrame:
     """Gap (underrepresented - aligned) per method and its change per (a, b) pair, with intervals.
 
     All methods in one call are compared on the (country, item) cells they all have, so a gap and
@@ -151,7 +178,14 @@ def gap_intervals(cells: pd.DataFrame, groups: pd.Series, methods, pairs=(), *, 
     for a gap), ``metric``, ``unit``, ``estimate``, ``lo``, ``hi``, ``n_aligned``,
     ``n_underrepresented``, ``n_items``. A "change" is ``gap[a] - gap[b]``; a "narrowing" is
     ``|gap[a]| - |gap[b]|`` (negative = a's gap is closer to 0, whatever its sign).
+    ``p``: two-sided p-value of 0 (Welch; NaN under the bootstrap).
+    ``interval``: ``"t"`` (default) = Welch t on per-country values when ``unit="countries"``: the
+    country means for a gap, their paired difference for a change, and for a narrowing
+    ``sign(gap a) * mean a - sign(gap b) * mean b`` (the delta method for |.|, signs of the point
+    estimates); other units always use the percentile bootstrap. ``n_boot=0``: no intervals.
     """
+    if interval not in GAP_INTERVALS:
+        raise ValueError(f"unknown gap interval rule {interval!r}; expected one of {list(GAP_INTERVALS)}")
     if unit not in GAP_UNITS:
         check_unit(unit)
         raise ValueError(f"a gap's bootstrap unit must be one of {list(GAP_UNITS)}, got {unit!r}")
@@ -170,7 +204,8 @@ def gap_intervals(cells: pd.DataFrame, groups: pd.Series, methods, pairs=(), *, 
     if under.all() or not under.any():
         raise ValueError("a gap needs scored countries in both groups (aligned and underrepresented)")
     point = _boot_gaps(V, M, under, "none", 1, seed)[0]
-    boot = _boot_gaps(V, M, under, unit, n_boot, seed) if n_boot else np.full((1, len(methods)), np.nan)
+    welch = unit == "countries" and interval == "t"
+    boot = _boot_gaps(V, M, under, unit, n_boot, seed) if n_boot and not welch else np.full((1, len(methods)), np.nan)
     q = 100 * (1 - level) / 2
     rows = []
     col = {m: k for k, m in enumerate(methods)}
@@ -178,10 +213,22 @@ def gap_intervals(cells: pd.DataFrame, groups: pd.Series, methods, pairs=(), *, 
         [("change", a, b, point[col[a]] - point[col[b]], boot[:, col[a]] - boot[:, col[b]]) for a, b in pairs] + \
         [("narrowing", a, b, abs(point[col[a]]) - abs(point[col[b]]), np.abs(boot[:, col[a]]) - np.abs(boot[:, col[b]]))
          for a, b in pairs]
+    if welch:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cm = V.sum(axis=1) / M.sum(axis=1)  # (methods, countries) country means on shared items
+        sign = np.where(point < 0, -1.0, 1.0)
+        per_country = {"gap": lambda a, b: cm[col[a]], "change": lambda a, b: cm[col[a]] - cm[col[b]],
+                       "narrowing": lambda a, b: sign[col[a]] * cm[col[a]] - sign[col[b]] * cm[col[b]]}
     for what, a, b, est, dist in wanted:
-        lo, hi = np.nanpercentile(dist, [q, 100 - q]) if n_boot else (np.nan, np.nan)
+        p = np.nan
+        if not n_boot:
+            lo, hi = np.nan, np.nan
+        elif welch:
+            lo, hi, p = _welch(per_country[what](a, b), under, level)
+        else:
+            lo, hi = np.nanpercentile(dist, [q, 100 - q])
         rows.append({"what": what, "a": a, "b": b, "metric": metric, "unit": unit, "estimate": float(est),
-                     "lo": float(lo), "hi": float(hi), "n_aligned": int((~under).sum()),
+                     "lo": float(lo), "hi": float(hi), "p": float(p), "n_aligned": int((~under).sum()),
                      "n_underrepresented": int(under.sum()), "n_items": int((M[0].sum(axis=1) > 0).sum())})
     return pd.DataFrame(rows)
 

@@ -144,6 +144,18 @@ def power(design: Design, effect: dict, n_sim: int = 100, seed: int = 0, *, a: s
             "n_sim": int(len(runs)), "seconds": time.perf_counter() - t0, "simulated": True}
 
 
+def fair_null(design: Design, knobs: dict) -> tuple[Design, dict, str, str]:
+    """A null world for ``design`` where neither arm can win: (design, knobs, a, b).
+
+    value+country vs demographic personas at fidelity 0: both name the country, both are N
+    distinct texts per country, both get the same noise. (value vs country at fidelity 0 is not
+    one: without noise the two arms are identical and the interval is exactly 0 every time; with
+    noise the N distinct value texts average their idiosyncrasies over N, the one country text
+    keeps its own, so value genuinely wins.)"""
+    return (design.with_(kinds=("demographic", "value+country"), calibrate=()), {**(knobs or {}), "fidelity": 0.0},
+            "value+country", "demographic")
+
+
 def power_curve(design: Design, effects: dict, sizes, n_sim: int = 50, seed: int = 0, **kwargs) -> pd.DataFrame:
     """:func:`power` for each personas-per-country in ``sizes`` and each named world in ``effects``
     (name -> knobs). One row per (effect, n_personas), columns of :func:`power` + ``effect``."""

@@ -8,11 +8,11 @@ All return distribution tables with a ``method`` column (score them with
   equally (culture-blind). For honesty the country being scored is left out of its own pool
   (leave-one-country-out mean of the other countries' distributions); a cell whose item no other
   country has is absent.
-- ``human-N``: the noise ceiling. Draw N respondents of the country with probability
+- ``human-N``: the sampling error of N answers. Draw N respondents of the country with probability
   proportional to their weight, with replacement (as personas are drawn), and take the plain
   share of their valid answers; ``n_draws`` independent draws per N, in a ``draw`` column. Score
-  each draw and average the metrics over draws (:func:`average_draws`): the distance a perfect
-  N-persona method would still have from sampling alone.
+  each draw and average the metrics over draws (:func:`average_draws`): how far N hard answers
+  land from their country. Not a bound: soft persona distributions can beat it.
 - ``regression`` / ``regression-all``: a multinomial logistic regression (scikit-learn, lbfgs, L2 C=1) of each target
   item on the value profile, trained leave-country-out (all other countries' respondents,
   weighted by W_WEIGHT) and predicting the held-out country's distribution as the weighted mean

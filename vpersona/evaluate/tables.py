@@ -1,5 +1,5 @@
 """The score tables notebook 04 builds: every method's per-cell scores with the reference rows, in a
-fixed method order (LLM methods, then regression, global, uniform and the human-N ceilings)."""
+fixed method order (LLM methods, then regression, global, uniform and human-N, the sampling error of N answers)."""
 from __future__ import annotations
 
 import pandas as pd

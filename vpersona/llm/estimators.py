@@ -10,7 +10,8 @@ Three estimators, each with ``make_query(prompt, **params) -> Query`` and
   and flagged ``low_mass`` below ``min_mass``. Labels outside the top ``top_logprobs`` tokens
   count as 0. ``contextual=True`` divides out the model's label prior before renormalising
   (:mod:`vpersona.llm.contextual`; the grid asks the content-free prompts and passes the prior).
-- ``sample``: ``n`` completions at temperature ``temperature``; each is parsed for a leading label;
+- ``sample``: ``n`` completions at temperature ``temperature``; each is parsed for a leading label
+  (capital, as the logprobs estimator reads labels; not the article of "A good question");
   unparseable ones are counted in ``n_invalid``, never guessed.
 - ``verbalized``: the model is asked for a JSON object label -> probability; a valid object (numbers
   >= 0, some positive mass) is normalised, missing labels count 0, keys that are not labels are
@@ -34,7 +35,8 @@ from vpersona.llm.backends.base import Query, Reply
 from vpersona.llm.contextual import divide_prior
 from vpersona.llm.prompts import Prompt
 
-FLAGS = ("low_mass", "low_mass_dropped", "refusal", "unparseable", "no_logprobs", "no_prior")
+FLAGS = ("low_mass", "low_mass_dropped", "refusal", "unparseable", "no_logprobs", "no_prior", "prior_low_mass",
+         "prior_floored")
 # Logprobs replies whose covered mass is below MIN_MASS are flagged ``low_mass`` and, by LOW_MASS
 # policy, ``drop``ped from the aggregate or given the ``weight`` mass / MIN_MASS (see answer_weight).
 MIN_MASS = 0.05
@@ -46,9 +48,12 @@ REFUSAL = re.compile(
     r"i'?m unable|i am unable|as an ai|i don'?t have (personal )?(opinions|beliefs|views|feelings)|"
     r"i do not have (personal )?(opinions|beliefs|views|feelings))",
     re.IGNORECASE)
-# A label at the very start of a completion, optionally after "Answer:" and opening markup, and not
-# followed by another letter/digit: "B", " b.", "(C)", "**D**", "Answer: E" parse; "Because" does not.
-LEADING_LABEL = re.compile(r"^\s*(?:answer\s*(?:is)?\s*[:\-]?\s*)?[(\[*\"'`]*([A-Za-z])(?![A-Za-z0-9])", re.IGNORECASE)
+# A label at the very start of a completion, optionally after "Answer:" and opening markup, read as
+# the logprobs estimator reads a token: the capital label only (a lowercase "a" is mostly the
+# article), not followed by another letter/digit, nor by a space and a lowercase word (the
+# article "A" of "A good question"): "B", " C.", "(C) Not very happy", "**D**", "Answer: E"
+# parse; "Because", "a lot", "b." and "A good question" do not.
+LEADING_LABEL = re.compile(r"^\s*(?i:answer\s*(?:is)?\s*[:\-]?\s*)?[(\[*\"'`]*([A-Z])(?![A-Za-z0-9])(?![ \t]+[a-z])")
 
 
 @dataclass(frozen=True, slots=True)  # slots: no per-instance dict for the collector to walk
@@ -153,8 +158,10 @@ class LogprobsEstimator:
         gen.update(params)
         return Query.make(list(prompt.messages), **gen)
 
-    def parse(self, reply: Reply, prompt: Prompt, prior: np.ndarray | None = None) -> Answer:
-        """``prior``: the label prior in presented order (contextual calibration), or None."""
+    def parse(self, reply: Reply, prompt: Prompt, prior: np.ndarray | None = None,
+              prior_low_mass: bool = False) -> Answer:
+        """``prior``: the label prior in presented order (contextual calibration), or None;
+        ``prior_low_mass``: a content-free reply behind it was below ``min_mass`` (flagged)."""
         top = reply.top_logprobs
         if not top:
             return _invalid(prompt.K, 1, "no_logprobs")
@@ -172,8 +179,9 @@ class LogprobsEstimator:
         if prior is None:
             dist = presented / mass
         else:
-            dist = divide_prior(presented, prior)
-            flags = flags | {"no_prior"} if np.isnan(prior).any() else flags
+            dist, floored = divide_prior(presented, prior)
+            flags = flags | {name for name, on in (("no_prior", np.isnan(prior).any()), ("prior_floored", floored),
+                                                   ("prior_low_mass", prior_low_mass)) if on}
         return Answer(_to_catalog_order(dist, prompt), mass, 1, 0, flags)
 
 
@@ -182,7 +190,7 @@ def parse_leading_label(text: str, labels: tuple[str, ...]) -> str | None:
     m = LEADING_LABEL.match(text or "")
     if not m:
         return None
-    label = m.group(1).upper()
+    label = m.group(1)
     return label if label in labels else None
 
 

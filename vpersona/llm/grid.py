@@ -41,6 +41,7 @@ from vpersona.core.progress import progress_bar
 from vpersona.llm.answers_file import AnswersWriter, read_answers  # noqa: F401 - read_answers is public here
 from vpersona.llm.backends.base import Backend, Reply
 from vpersona.llm.cache import AnswerCache
+from vpersona.llm.contextual import combine_priors
 from vpersona.data.catalog import Catalog
 from vpersona.core.distributions import KMAX, from_matrix
 from vpersona.core.seeds import derive_seed
@@ -177,25 +178,26 @@ def plan_requests(pairs: pd.DataFrame, personas: pd.DataFrame, *, catalog: Catal
 
 def _parse_all(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> list[Answer]:
     """Each request's answer; with contextual calibration each row's orderings are parsed with
-    the label prior of its content-free request (a prior is a property of the row's persona kind
-    and K, so every request of a row shares it). ``parsed``: answers already parsed without a
+    the label prior of its content-free requests (the mean over the content-free inputs; a
+    prior is a property of the row's persona kind and K, so every request of a row shares it). ``parsed``: answers already parsed without a
     prior (as they were stored in the cache), reused for requests that take none."""
     parsed = parsed or {}
-    priors: dict[int, np.ndarray] = {}
-    for j in set(plan.row_prior.tolist()) - {-1}:
-        req = plan.requests[j]
-        a = plan.estimator.parse(replies[req.key], req.prompt)
-        priors[j] = a.dist  # presented = catalog order in a content-free prompt; NaN if no label mass
+    priors: dict[int, tuple[np.ndarray, bool]] = {}
+    for g in set(plan.row_prior.tolist()) - {-1}:
+        # presented = catalog order in a content-free prompt; NaN if no label mass
+        got = [plan.estimator.parse(replies[plan.requests[j].key], plan.requests[j].prompt) for j in plan.priors[g]]
+        priors[g] = (combine_priors([a.dist for a in got]), any("low_mass" in a.flags for a in got))
     prior_of = {i: p for ids, p in zip(plan.row_requests, plan.row_prior.tolist()) if p >= 0 for i in ids}
-    return [plan.estimator.parse(replies[r.key], r.prompt, priors[prior_of[j]]) if j in prior_of
+    return [plan.estimator.parse(replies[r.key], r.prompt, *priors[prior_of[j]]) if j in prior_of
             else parsed[r.key] if r.key in parsed else plan.estimator.parse(replies[r.key], r.prompt)
             for j, r in enumerate(plan.requests)]
 
 
 def answers_table(plan: GridPlan, replies: dict[str, Reply], parsed: dict[str, Answer] | None = None) -> pd.DataFrame:
-    """The tidy result: plan rows + K, p1..p10 (catalog order: the weighted mean over the row's
-    orderings), covered_mass (mean over orderings), n_valid, n_invalid, answer_weight (mean
-    weight of the row's orderings in the aggregate: 1 unless some fell below ``min_mass``), flags
+    """The tidy result: plan rows + K, p1..p10 (catalog order: the plain mean over the row's kept
+    orderings, so pair/cyclic stay balanced), covered_mass (mean over orderings), n_valid,
+    n_invalid, answer_weight (mean weight of the row's orderings in the aggregate: 1 unless some
+    fell below ``min_mass``), flags
     (';'-joined union), prompt_hash (template set) and rendered_hash (the messages sent; one
     hash per ordering, ';'-joined)."""
     answers = _parse_all(plan, replies, parsed)
@@ -218,7 +220,9 @@ def _general_table(plan: GridPlan, answers: list[Answer], min_mass: float) -> pd
         w = np.array([answer_weight(a, min_mass, plan.low_mass) for a in got])
         K[i] = prompt.K
         kept = [(wk, a) for wk, a in zip(w, got) if wk > 0]
-        P[i, :prompt.K] = (sum(wk * a.dist for wk, a in kept) / w.sum()) if kept else np.nan
+        # the kept orderings count equally: weighting them by their mass would unbalance the label
+        # positions pair/cyclic balance; the row's low mass goes into answer_weight instead
+        P[i, :prompt.K] = (sum(a.dist for _, a in kept) / len(kept)) if kept else np.nan
         row_flags = set().union(*(a.flags for a in got))
         dropped = sum(1 for wk, a in zip(w, got) if a.ok and wk == 0)
         if dropped:
@@ -282,7 +286,7 @@ async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, 
         for plan in plans:  # planned while the previous chunk's replies are written (a thread)
             committer = committer or Committer(cache, backend, plan.estimator)
             n_row_queries = sum(len(ids) for ids in plan.row_requests)
-            priors = set(plan.row_prior.tolist()) - {-1}
+            priors = {j for g in set(plan.row_prior.tolist()) - {-1} for j in plan.priors[g]}
             stats.rows += len(plan.rows)
             stats.unique_queries += len(plan.requests)
             stats.deduplicated += n_row_queries - (len(plan.requests) - len(priors))

@@ -3,7 +3,7 @@ requests answer it (:class:`GridPlan`), built by :class:`ChunkPlanner` from memo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import NamedTuple
 
@@ -13,7 +13,7 @@ import pandas as pd
 from vpersona.core.seeds import derive_seed
 from vpersona.data.catalog import Catalog
 from vpersona.llm.backends.base import Query, cache_key
-from vpersona.llm.contextual import content_free_prompt
+from vpersona.llm.contextual import CONTENT_FREE_INPUTS, content_free_prompt
 from vpersona.llm.estimators import Estimator
 from vpersona.llm.orderings import orderings
 from vpersona.llm.prompts import Prompt, render, system_message
@@ -33,7 +33,9 @@ class GridPlan:
     """``requests``: distinct queries in first-use (persona-major) order. ``rows``: one row per pair
     x replicate (pair columns + ``replicate``); ``row_requests[i]``: indices into ``requests`` of
     the row's orderings (one per permutation, see :mod:`vpersona.llm.orderings`);
-    ``row_prior[i]``: index of the row's content-free request (contextual calibration), or -1."""
+    ``row_prior[i]``: index into ``priors`` of the row's label prior (contextual calibration), or
+    -1; ``priors[g]``: indices into ``requests`` of that prior's content-free requests (one per
+    content-free input, averaged)."""
 
     requests: list[Request]
     rows: pd.DataFrame
@@ -41,6 +43,7 @@ class GridPlan:
     row_prior: np.ndarray
     estimator: Estimator
     low_mass: str = "weight"
+    priors: list[tuple[int, ...]] = field(default_factory=list)
 
 
 def _dumps(obj) -> str:
@@ -132,12 +135,14 @@ class ChunkPlanner:
         fixed_perms: dict[int, tuple] = {}  # every order but `random` depends on K alone
         items = {code: self.catalog[code] for code in joined["item"].unique()}
         countries = joined["country"].tolist() if "country" in joined.columns else [None] * len(joined)
+        kinds = joined["kind"].tolist() if "kind" in joined.columns else [""] * len(joined)
         first = True
-        for text, code, country, persona in zip(joined["text"].tolist(), joined["item"].tolist(), countries,
-                                                joined["persona_id"].tolist()):
+        for text, code, country, persona, kind in zip(joined["text"].tolist(), joined["item"].tolist(), countries,
+                                                      joined["persona_id"].tolist(), kinds):
             item = items[code]
             K = item.n_options
-            prior = (bool(text.strip()), K) if contextual else None
+            # a prior per persona kind (its content-free layout) and K
+            prior = (kind if text.strip() else None, K) if contextual else None
             for r in range(self.replicates):
                 if order == "random":
                     perms = orderings(K, order, seed=self.seed, country=country, persona=persona, item=code,
@@ -154,8 +159,16 @@ class ChunkPlanner:
                 row_requests.append(tuple(ids))
                 row_prior.append(prior)
         # content-free prompts last, so they do not interrupt a persona's run of shared-prefix prompts
-        prior_index = {k: add(self.slow(content_free_prompt("x" if k[0] else "", k[1], estimator=self.estimator), 0), 0)
-                       for k in dict.fromkeys(k for k in row_prior if k is not None)}
+        # several content-free inputs per prior (averaged when parsed); kinds with the same content-free
+        # layout ask the same prompts, deduplicated by key
+        def content_free(kind, K, x):
+            prompt = content_free_prompt("none" if kind is None else kind, K, x,
+                                         persona_text="" if kind is None else "x", estimator=self.estimator)
+            return add(self.slow(prompt, 0), 0)
+
+        groups = {k: tuple(content_free(*k, x) for x in CONTENT_FREE_INPUTS)
+                  for k in dict.fromkeys(k for k in row_prior if k is not None)}
+        prior_index = {k: g for g, k in enumerate(groups)}
         R = self.replicates
         rows = joined[pair_cols]
         if R > 1:
@@ -163,4 +176,4 @@ class ChunkPlanner:
         rows = rows.reset_index(drop=True).assign(replicate=np.tile(np.arange(R), len(joined)))
         return GridPlan(requests=requests, rows=rows, row_requests=row_requests,
                         row_prior=np.array([-1 if k is None else prior_index[k] for k in row_prior], dtype=np.int64),
-                        estimator=self.est, low_mass=low_mass)
+                        estimator=self.est, low_mass=low_mass, priors=list(groups.values()))

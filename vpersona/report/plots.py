@@ -116,7 +116,7 @@ def error_by_country(summary: pd.DataFrame, *, metric: str = "jsd", title: str, 
         ax.axvline(k - 0.5, color="lightgray", lw=0.8, zorder=0)
     ax.set_xticks(np.arange(len(countries)), countries)
     ax.grid(axis="x", visible=False)
-    ylabel = f"mean {metric} over items (lower is better)" + ("\nbars: 95% CI, items bootstrap" if has_ci else "")
+    ylabel = f"mean {metric} over items (lower is better)" + ("\nbars: 95% CI, studentized bootstrap over items" if has_ci else "")
     ax.set(xlabel="country", ylabel=ylabel, title=title, xlim=(-0.5, len(countries) - 0.5))
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8, title="method (grey/black: reference)",
               title_fontsize=8)
@@ -147,7 +147,8 @@ def gap_chart(gaps: pd.DataFrame, *, title: str, axes=None):
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, labels)
         ax.set(xlabel=xlabel, ylim=(-0.7, max(len(t), 1) - 0.3))
-    axes[0].set_title(f"gap per method (95% CI, {unit} bootstrap within groups)", fontsize=10)
+    how = "Welch t over the groups' countries" if unit == "countries" else f"{unit} bootstrap"
+    axes[0].set_title(f"gap per method (95% CI, {how})", fontsize=10)
     axes[1].set_title("does the gap narrow? (paired 95% CI; red: excludes 0)", fontsize=10)
     axes[0].figure.suptitle(title)
     return axes[0].figure

@@ -105,7 +105,9 @@ class Reader:
     def _content_free(self, text: str, user: str) -> Question:
         """A question whose text and options all say the same thing (contextual calibration's
         ``N/A`` prompt) has no content: item None. Any other unknown question is an error."""
-        lines = [m for line in user.splitlines() if (m := OPTION_LINE.match(line.strip()))]
+        # an empty content-free input leaves "A." with nothing after it
+        stripped = [line.strip() for line in user.splitlines()]
+        lines = [m for line in stripped if (m := OPTION_LINE.match(line + " " if line[1:] == "." else line))]
         if lines and all(m.group(2) == text for m in lines):
             return Question(None, tuple(m.group(1) for m in lines), tuple(range(len(lines))), False)
         raise ValueError(f"the simulated backend answers only catalog questions; it cannot read {text[:80]!r}")
