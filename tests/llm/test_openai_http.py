@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import time
 from pathlib import Path
 
@@ -265,16 +264,16 @@ def test_broken_framing_is_a_one_line_backend_error_or_a_correct_reply(fault):
 def test_without_aiohttp_the_sdks_httpx_client_serves_and_the_log_says_so_once(monkeypatch, caplog):
     import openai
 
-    from vpersona.llm.backends import openai_backend
+    from vpersona.llm.backends import openai_http
 
     class NoAiohttp:  # what openai.DefaultAioHttpClient is when the aiohttp extra is not installed
         def __init__(self, **kwargs):
             raise RuntimeError("To use the aiohttp client you must have installed the package with the `aiohttp` extra")
 
     monkeypatch.setattr(openai, "DefaultAioHttpClient", NoAiohttp)
-    monkeypatch.setattr(openai_backend, "_said_no_aiohttp", False)
+    monkeypatch.setattr(openai_http, "_said_no_aiohttp", False)
     app = lh.EchoApp()
-    with lh.Uvicorn(app) as server, caplog.at_level("WARNING", logger=openai_backend.__name__):
+    with lh.Uvicorn(app) as server, caplog.at_level("WARNING", logger=openai_http.__name__):
         for _ in range(2):
             backend = OpenAIBackend("m", base_url=server.url, max_concurrency=4, timeout=10)
             qs = queries(8)

@@ -29,6 +29,7 @@ import numpy as np
 import openai
 
 from .base import BackendError, Query, Reply
+from .openai_http import PROTOCOL_ERRORS, close_when_cancelled, sdk_http_client
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,6 @@ JSON_HEADERS = {"headers": {"Content-Type": "application/json"}}
 RESPONSE_TYPES = (httpx2.Response,)  # the SDK returns the raw response for this cast_to, whichever httpx
 SAMPLE_HINT = ("use estimator='sample' (parses n sampled answers) with this model or server, or ESTIMATOR: "
                "auto, which falls back to it where a server returns no logprobs")
-# Idle connections are closed by the client after this long: below uvicorn's (and so vLLM's) 5 s
-# default keep-alive, so that the client drops an idle connection before the server does.
-KEEPALIVE_S = 4.0
 
 
 class RequestRateLimiter:
@@ -142,44 +140,6 @@ def _first_token_top_logprobs(choice: dict) -> dict[str, float] | None:
     return merged or None
 
 
-def sdk_http_client(max_connections: int, timeout: float):
-    """The openai SDK's aiohttp client (``openai[aiohttp]``: ``DefaultAioHttpClient``), at most
-    ``max_connections`` connections (aiohttp's ``TCPConnector(limit=...)``), idle ones dropped
-    after ``KEEPALIVE_S``; the SDK's default httpx client where aiohttp is not installed (said
-    once in the log). Proxies come from the environment (``HTTP_PROXY``, ``ALL_PROXY``,
-    ``NO_PROXY``...) as with any SDK client: the httpx layer reads them and hands the proxy to
-    the aiohttp transport."""
-    global _said_no_aiohttp
-    limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                           keepalive_expiry=KEEPALIVE_S)
-    try:
-        return openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
-    except RuntimeError:  # openai installed without its aiohttp extra
-        if not _said_no_aiohttp:
-            log.warning("aiohttp is not installed: the OpenAI backend uses the SDK's default httpx client, "
-                        "which costs ~2-6x more CPU per request (pip install 'openai[aiohttp]')")
-            _said_no_aiohttp = True
-        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
-
-
-_said_no_aiohttp = False
-try:
-    from aiohttp import ClientResponseError as _AiohttpResponseError
-    PROTOCOL_ERRORS: tuple[type[Exception], ...] = (_AiohttpResponseError,)
-except ImportError:
-    PROTOCOL_ERRORS = ()
-
-
-async def _close_when_cancelled(client) -> None:
-    """Holds ``client`` open until cancelled, then closes it: by ``aclose``, or by ``asyncio.run``,
-    which cancels the tasks left when its coroutine returns (so a grid run in a notebook closes
-    its connections with its event loop, without aiohttp's "Unclosed client session")."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await client.close()
-
-
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server.
 
@@ -257,12 +217,12 @@ class OpenAIBackend:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._limiter = RequestRateLimiter(self.requests_per_minute)
             # a client made here is closed with its loop; one passed in stays open for the next loop
-            self._closer = None if self._http_client else loop.create_task(_close_when_cancelled(self._client))
+            self._closer = None if self._http_client else loop.create_task(close_when_cancelled(self._client))
         return self._client
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the current event loop's client (``asyncio.run`` also
-        does, when it ends: it cancels the task that holds them, see _close_when_cancelled)."""
+        does, when it ends: it cancels the task that holds them, see close_when_cancelled)."""
         if self._loop is asyncio.get_running_loop():
             if self._closer is None:
                 await self._client.close()
