@@ -15,6 +15,7 @@ import os
 import platform
 import shlex
 import signal
+import subprocess
 import sys
 from contextlib import contextmanager
 from importlib import metadata
@@ -39,6 +40,7 @@ PACKAGES = ("vpersona", "numpy", "pandas", "scipy", "scikit-learn", "seaborn", "
 # the kernel's own start-up warnings (e.g. "running over TCP without encryption" on loopback) are
 # noise on the console; errors still show, and cell errors are reported through papermill
 KERNEL_ARGUMENTS = ["--log-level=ERROR"]
+KERNEL_GRACE_SECONDS = 1.0  # > the grid's FLUSH_SECONDS (vpersona.llm.querying)
 
 
 class RunFailed(RuntimeError):
@@ -226,7 +228,7 @@ def _execute(path: Path, run_dir: Path, params: dict, progress: bool) -> None:
     cell, km = CellTracker(), WatchedKernelManager(kernel_name="python3")
     # the kernel's stderr is never a terminal: tell its progress bars what the console is
     os.environ[progress_style.ENV] = progress_style.console_kind()
-    out, part = run_dir / path.name, run_dir / f".{path.name}.part"
+    out, part = run_dir / path.name, run_dir / f".{path.stem}.part.ipynb"
     try:
         # progress: the notebooks' own bars (tqdm on stderr, e.g. the LLM grid) go to the console
         pm.execute_notebook(str(path), str(part), parameters=params, cwd=str(run_dir),
@@ -259,15 +261,16 @@ def _keep_if_readable(part: Path, out: Path) -> None:
 
 def end_kernel(km: WatchedKernelManager) -> None:
     """Kill the kernel process if it still runs (an interrupt can leave nbclient no chance to shut
-    it down) and remove its connection file."""
+    it down) and remove its connection file. A kernel that got the terminal's Ctrl-C itself is
+    given a moment first: its grid commits the replies it holds to the cache on the way out."""
     process = getattr(getattr(km, "provisioner", None), "process", None)
     if process is not None and process.poll() is None:
-        process.kill()
-        process.wait(10)
-    try:
-        km.cleanup_resources()
-    except Exception:  # noqa: BLE001 - a connection file already removed
-        pass
+        try:
+            process.wait(KERNEL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    km.cleanup_connection_file()  # nothing to do if nbclient shut the kernel down itself
 
 
 def describe_cache(path: Path) -> str:
@@ -330,7 +333,7 @@ def print_summary(run_dir: Path, log=print) -> None:
     log(f"[vpersona] run folder: {run_dir}")
 
 
-def main_run(args) -> int:
+def main_run(args, notebook_dir: Path | None = None) -> int:
     """``vpersona run``: 0 done, 1 a notebook failed, 2 a config or parameter mistake (one line),
     130/143 interrupted by SIGINT/SIGTERM (one line: the notebook, the answers safe, how to resume)."""
     from vpersona.report.config import load_config
@@ -338,7 +341,7 @@ def main_run(args) -> int:
         with interrupts_raise():
             config = load_config(args.config, dict(args.param or []))
             run_dir = run(config, args.run_id, output_dir=Path(args.output_dir), progress=not args.quiet,
-                          resume=resume_command(args))
+                          notebook_dir=notebook_dir, resume=resume_command(args))
     except ConfigError as err:
         print(f"[vpersona] {err}", file=sys.stderr)
         return 2

@@ -52,6 +52,10 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class WriteError(OSError):
     """A file of the run could not be written: one line naming the path and the cause."""
 
@@ -70,6 +74,7 @@ def write_text(path: Path, text: str) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.chmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes it private)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
