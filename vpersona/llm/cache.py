@@ -63,8 +63,9 @@ CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL) WI
 """
 CLAIM_FREE_KEYS = """INSERT OR IGNORE INTO claims
 SELECT value, ?1 FROM json_each(?2) WHERE value NOT IN (SELECT key FROM answers)"""
-TAKEN_KEYS = """SELECT j.value FROM json_each(?2) AS j
-WHERE j.value IN (SELECT key FROM answers) OR j.value IN (SELECT key FROM claims WHERE owner != ?1)"""
+# not claimed by this run: another run's claim, or no claim because the key was answered meanwhile
+TAKEN_KEYS = """SELECT j.value FROM json_each(?2) AS j LEFT JOIN claims AS c ON c.key = j.value
+WHERE c.owner IS NOT ?1"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

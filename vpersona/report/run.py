@@ -348,6 +348,9 @@ def main_run(args, notebook_dir: Path | None = None) -> int:
     except RunFailed as err:
         print(f"[vpersona] run failed: {err}", file=sys.stderr)
         return 1
+    except run_folder.WriteError as err:  # a record of the run itself could not be written
+        print(f"[vpersona] run failed: {err.strerror}", file=sys.stderr)
+        return 1
     except (RunInterrupted, KeyboardInterrupt) as err:
         err = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"[vpersona] {err}", file=sys.stderr)
