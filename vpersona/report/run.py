@@ -340,6 +340,9 @@ def main_run(args, notebook_dir: Path | None = None) -> int:
     try:
         with interrupts_raise():
             config = load_config(args.config, dict(args.param or []))
+            for key, _ in args.param or []:
+                if isinstance(config["parameters"].get(key), dict):  # merged key by key: say what it is now
+                    print(f"[vpersona] {key} = {config['parameters'][key]} (the config's mapping updated by -p {key})")
             run_dir = run(config, args.run_id, output_dir=Path(args.output_dir), progress=not args.quiet,
                           notebook_dir=notebook_dir, resume=resume_command(args))
     except ConfigError as err:
