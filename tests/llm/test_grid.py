@@ -73,7 +73,7 @@ def persona_plan(n_personas=3, items=ITEMS, duplicate_text=False):
     texts = [f"You are respondent {i}. God is {'very' if i % 2 else 'not'} important in your life." for i in range(n_personas)]
     if duplicate_text:
         texts[-1] = texts[0]
-    personas = pd.DataFrame({"persona_id": range(n_personas), "country": ["NGA", "SWE", "NGA", "SWE"][:n_personas],
+    personas = pd.DataFrame({"persona_id": range(n_personas), "country": (["NGA", "SWE"] * n_personas)[:n_personas],
                              "kind": "value", "text": texts, "multiplicity": 1})
     pairs = personas[["persona_id", "country", "kind"]].merge(pd.DataFrame({"item": items}), how="cross")
     pairs["multiplicity"] = 1

@@ -3,6 +3,7 @@ grid at the same time through a counting SIMULATED backend, and together they ma
 call per distinct prompt; a claim of a run that died lapses and is taken over."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +20,13 @@ from vpersona.llm.backends.simulated import SimulatedBackend
 
 CATALOG = load_catalog()
 ITEMS = ["Q46", "Q57", "Q1", "Q164", "Q8", "Q6", "Q29", "Q36"]
+
+
+def persona_plan(n_personas: int = 12):  # test_grid.py's plans (tests are not a package)
+    spec = importlib.util.spec_from_file_location("_test_grid_helpers", Path(__file__).with_name("test_grid.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.persona_plan(n_personas, items=ITEMS)
 
 # one run: the same persona plan as every other, asked through a SIMULATED backend that counts its
 # calls and takes 5 ms each (a real backend subclass: fault injection a real server cannot give
@@ -47,15 +55,6 @@ with AnswerCache(cache_path) as cache:
 print(json.dumps({"calls": Counting.calls, "stats_calls": stats["calls"], "from_other_runs": stats["from_other_runs"],
                   "cache_hits": stats["cache_hits"]}))
 """
-
-
-def persona_plan(n_personas: int = 12):
-    texts = [f"You are respondent {i}. God is {'very' if i % 2 else 'not'} important in your life." for i in range(n_personas)]
-    personas = pd.DataFrame({"persona_id": range(n_personas), "country": ["NGA", "SWE"] * (n_personas // 2),
-                             "kind": "value", "text": texts, "multiplicity": 1})
-    pairs = personas[["persona_id", "country", "kind"]].merge(pd.DataFrame({"item": ITEMS}), how="cross")
-    pairs["multiplicity"] = 1
-    return pairs, personas
 
 
 def test_two_processes_sharing_a_cache_pay_once_per_prompt(tmp_path):

@@ -10,9 +10,7 @@ import subprocess
 import sys
 import time
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 # notebook 02 stores 5 answers in the run's cache, says so, then works "for minutes" unless the
 # cache already has them (the resume)
@@ -38,19 +36,13 @@ sys.exit(main_run(args, notebook_dir=Path(sys.argv[3])))
 """
 
 
-def _notebook(path, params: str, body: str):
-    cell = new_code_cell(params, metadata={"tags": ["parameters"]})
-    nbformat.write(new_notebook(cells=[cell, new_code_cell(body)], metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}}), path)
-
-
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, notebook):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
-    _notebook(nbs / "01_first.ipynb", 'RUN_DIR = "x"', "x = 1")
-    _notebook(nbs / "02_slow.ipynb", 'RUN_DIR = "x"\nCACHE_PATH = "auto"', SLOW)
-    _notebook(nbs / "03_last.ipynb", 'RUN_DIR = "x"', "y = 2")
+    notebook(nbs / "01_first.ipynb", 'RUN_DIR = "x"', "x = 1")
+    notebook(nbs / "02_slow.ipynb", 'RUN_DIR = "x"\nCACHE_PATH = "auto"', SLOW)
+    notebook(nbs / "03_last.ipynb", 'RUN_DIR = "x"', "y = 2")
     config = tmp_path / "c.yaml"
     config.write_text("run_id: r\nparameters: {}\n")
     return config, tmp_path / "out", nbs

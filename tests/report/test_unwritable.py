@@ -12,7 +12,6 @@ import subprocess
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from vpersona.llm.backends.base import Reply
 from vpersona.llm.cache import AnswerCache
@@ -36,12 +35,6 @@ with AnswerCache(resolve_cache_path(CACHE_PATH, RUN_DIR)) as cache:
     n = len(cache)
 (Path(RUN_DIR) / 'tables' / '02_t.csv').write_text(f'answers\\n{n}\\n')
 """
-
-
-def _notebook(path, params: str, body: str):
-    cell = new_code_cell(params, metadata={"tags": ["parameters"]})
-    nbformat.write(new_notebook(cells=[cell, new_code_cell(body)], metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}}), path)
 
 
 @pytest.fixture
@@ -76,10 +69,10 @@ def _run(nbs, out, lines, **params):
                progress=False, log=lines.append)
 
 
-def test_a_full_disk_is_named_before_any_notebook(tmp_path, mounts):
+def test_a_full_disk_is_named_before_any_notebook(tmp_path, mounts, notebook):
     nbs = tmp_path / "nb"
     nbs.mkdir()
-    _notebook(nbs / "01_a.ipynb", 'RUN_DIR = "x"', "x = 1")
+    notebook(nbs / "01_a.ipynb", 'RUN_DIR = "x"', "x = 1")
     out = mounts("tmpfs", tmp_path / "full", size="1m")
     with open(out / "filler", "wb") as fh, pytest.raises(OSError):
         while True:
@@ -91,12 +84,12 @@ def test_a_full_disk_is_named_before_any_notebook(tmp_path, mounts):
     assert not any("01_a" in x for x in lines)
 
 
-def test_a_disk_that_fills_during_a_rerun_keeps_the_previous_results_and_no_truncated_file(tmp_path, mounts):
+def test_a_disk_that_fills_during_a_rerun_keeps_the_previous_results_and_no_truncated_file(tmp_path, mounts, notebook):
     nbs = tmp_path / "nb"
     nbs.mkdir()
-    _notebook(nbs / "01_a.ipynb", 'RUN_DIR = "x"\nTAG = "a"', "from pathlib import Path\n"
+    notebook(nbs / "01_a.ipynb", 'RUN_DIR = "x"\nTAG = "a"', "from pathlib import Path\n"
               "(Path(RUN_DIR) / 'tables' / '01_t.csv').write_text('tag\\n' + TAG + '\\n')")
-    _notebook(nbs / "02_fill.ipynb", 'RUN_DIR = "x"\nTAG = "a"\nFILL = False', FILL)
+    notebook(nbs / "02_fill.ipynb", 'RUN_DIR = "x"\nTAG = "a"\nFILL = False', FILL)
     out = mounts("tmpfs", tmp_path / "small", size="2m")
     run_dir = _run(nbs, out, [])
     good = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
@@ -114,10 +107,10 @@ def test_a_disk_that_fills_during_a_rerun_keeps_the_previous_results_and_no_trun
     assert json.loads((run_dir / "failed-rerun" / "run.json").read_text())["status"]["02_fill.ipynb"] == "failed"
 
 
-def test_a_read_only_cache_that_holds_the_answers_serves_the_run(tmp_path, mounts):
+def test_a_read_only_cache_that_holds_the_answers_serves_the_run(tmp_path, mounts, notebook):
     nbs = tmp_path / "nb"
     nbs.mkdir()
-    _notebook(nbs / "01_read.ipynb", 'RUN_DIR = "x"\nCACHE_PATH = "auto"', READ_CACHE)
+    notebook(nbs / "01_read.ipynb", 'RUN_DIR = "x"\nCACHE_PATH = "auto"', READ_CACHE)
     folder = tmp_path / "shared"
     folder.mkdir()
     with AnswerCache(folder / "c.sqlite") as cache:
@@ -130,10 +123,10 @@ def test_a_read_only_cache_that_holds_the_answers_serves_the_run(tmp_path, mount
                for x in lines)
 
 
-def test_a_read_only_place_for_a_new_cache_is_refused_before_any_notebook(tmp_path, mounts):
+def test_a_read_only_place_for_a_new_cache_is_refused_before_any_notebook(tmp_path, mounts, notebook):
     nbs = tmp_path / "nb"
     nbs.mkdir()
-    _notebook(nbs / "01_read.ipynb", 'RUN_DIR = "x"\nCACHE_PATH = "auto"', READ_CACHE)
+    notebook(nbs / "01_read.ipynb", 'RUN_DIR = "x"\nCACHE_PATH = "auto"', READ_CACHE)
     folder = mounts("ro", tmp_path / "ro")
     with pytest.raises(ConfigError, match=f"cannot write {folder}: read-only file system .*writable CACHE_PATH"):
         _run(nbs, tmp_path / "out", [], CACHE_PATH=str(folder / "new.sqlite"))
