@@ -96,3 +96,26 @@ def test_a_signal_to_the_process_group_stops_the_run_in_one_line(project, sig, c
     _, stderr = again.communicate(timeout=120)
     assert again.returncode == 0, stderr
     assert json.loads((out / "r" / "run.json").read_text())["complete"] is True
+
+
+@pytest.mark.full
+def test_ctrl_c_during_notebook_02_of_the_teach_config(tmp_path):
+    """The user's route: `vpersona run --config teach`, Ctrl-C while notebook 02 asks its questions."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vpersona.report.cli", "run", "--config", "teach",
+                             "--output-dir", str(out)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    cache = out / "llm_cache.sqlite"
+    deadline = time.monotonic() + 300
+    while not (cache.exists() and cache.stat().st_size > 0 and (out / "teach" / "run.json").exists()
+               and json.loads((out / "teach" / "run.json").read_text())["status"]["02_simulation.ipynb"] == "running"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    line = next(ln for ln in stderr.splitlines() if "interrupted" in ln)
+    assert line.startswith("[vpersona] interrupted by SIGINT during 02_simulation.ipynb; ")
+    assert f"answers are safe in the cache {cache}" in line and "resume with: vpersona run --config teach" in line
+    assert json.loads((out / "teach" / "run.json").read_text())["status"]["02_simulation.ipynb"] == "interrupted"
