@@ -51,7 +51,7 @@ class RunInterrupted(BaseException):
     """SIGINT (Ctrl-C) or SIGTERM stopped the run; ``str()`` is the one line for the console."""
 
     def __init__(self, signum: int, message: str = ""):
-        super().__init__(message or signal.Signals(signum).name)
+        super().__init__(message or f"interrupted by {signal.Signals(signum).name} before any notebook started")
         self.signum = signum
 
     @property
