@@ -423,3 +423,40 @@ def test_save_survey_round_trips_through_load_wvs(tmp_path):
     first = path.read_bytes()
     wvs.save_survey(again, path)
     assert path.read_bytes() == first, "save_survey is not byte-reproducible"
+
+
+# --------------------------------------------------------------------------- nothing dropped or altered silently
+
+def _warnings_of(*args, **kwargs) -> tuple[Survey, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        survey = load_wvs(*args, **kwargs)
+    return survey, [str(w.message) for w in caught]
+
+
+def test_rows_without_a_known_country_are_counted_under_a_country_selection(tmp_path):
+    df = official_frame()
+    df.loc[[0, 1], "B_COUNTRY_ALPHA"] = ["", "S?E"]
+    path = write_fixture(tmp_path, "csv", df)
+    survey, said = _warnings_of(path, countries=["SWE", "JPN"], items=["Q1"])
+    assert any("2 rows have a blank or unknown B_COUNTRY_ALPHA ('', 'S?E') and were not loaded" in w for w in said)
+    assert len(survey.responses) == int(df.B_COUNTRY_ALPHA.isin(["SWE", "JPN"]).sum())
+
+
+def test_blank_and_text_answers_are_counted_not_silently_missing(tmp_path):
+    df = official_frame()
+    df["Q1"] = df["Q1"].astype(object)
+    df.loc[[0, 1], "Q1"] = [None, "n/a"]
+    path = write_fixture(tmp_path, "dta", df.astype({"Q1": str}).replace({"Q1": {"None": ""}}))
+    survey, said = _warnings_of(path, items=["Q1"], countries=["SWE", "JPN", "MAR"])
+    (line,) = [w for w in said if "not answer options" in w]
+    assert "Q1 blank (n=1)" in line and "Q1 text 'n/a' (n=1)" in line and "treated as missing (-5)" in line
+    assert (survey.missing["Q1"] == -5).sum() >= 2
+
+
+def test_bytes_that_are_not_utf8_are_counted(tmp_path):
+    path = write_fixture(tmp_path, "csv")
+    raw = path.read_bytes().replace(b",752070003,", b",75207000\xe9,", 1)
+    path.write_bytes(raw)
+    _, said = _warnings_of(path, items=["Q1"], countries=["SWE"])
+    assert any("1 rows have bytes that are not UTF-8 in D_INTERVIEW" in w for w in said)

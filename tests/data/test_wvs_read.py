@@ -32,7 +32,7 @@ def test_short_row_in_the_middle_is_refused(tmp_path):
     lines = path.read_text().splitlines(keepends=True)
     lines[4] = ",".join(lines[4].split(",")[:5]) + "\n"
     path.write_text("".join(lines))
-    with pytest.raises(WVSFileError, match=r"line 5 has 5 of \d+ fields \(a damaged or hand-edited file\?\)"):
+    with pytest.raises(WVSFileError, match=r"wvs7\.csv is damaged: line 5 has 5 of \d+ fields \(corrupted or hand-edited\?\)"):
         load_wvs(path, not_asked="exclude")
 
 
@@ -51,6 +51,27 @@ def test_truncated_gzip_is_refused(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(WVSFileError, match=r"wvs7\.csv\.gz looks truncated: the gzip stream ends"):
         load_wvs(path, not_asked="exclude")
+
+
+def test_a_gzip_failing_its_crc_is_called_corrupted_not_truncated(tmp_path):
+    path = write_fixture(tmp_path, "csv.gz")
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0xFF  # the CRC-32 in the gzip trailer: every byte is there, but it does not check
+    path.write_bytes(bytes(data))
+    with pytest.raises(WVSFileError, match=r"^wvs7\.csv\.gz is corrupted: its gzip data fail their check .*CRC check "
+                                           r"failed.*download it again"):
+        load_wvs(path, not_asked="exclude")
+
+
+def test_a_directory_is_called_a_directory(tmp_path):
+    from vpersona.report.config import ConfigError
+    from vpersona.report.parameters import resolve_paths
+    (tmp_path / "wvs7.csv").mkdir()
+    with pytest.raises(WVSFileError, match=r"is a directory; expected the release file itself"):
+        load_wvs(tmp_path / "wvs7.csv", not_asked="exclude")
+    with pytest.raises(ConfigError, match=rf"^parameter DATA = 'wvs7.csv': {tmp_path / 'wvs7.csv'} is a directory; "
+                                          "expected a file$"):
+        resolve_paths({"DATA": "wvs7.csv"}, tmp_path)
 
 
 def test_complete_file_without_final_newline_loads(tmp_path):

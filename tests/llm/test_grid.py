@@ -1,8 +1,5 @@
 """The grid runner: dedup, cache, determinism, order mapping, failures, and a kill -9 resume test."""
 import asyncio
-import hashlib
-import json
-import math
 import os
 import signal
 import subprocess
@@ -15,7 +12,7 @@ import pandas as pd
 import pytest
 
 from vpersona import load_catalog
-from vpersona.llm.backends.base import BackendError, Query, Reply
+from vpersona.llm.backends.base import BackendError
 from vpersona.llm.cache import AnswerCache
 from vpersona.core.distributions import prob_columns
 from vpersona.llm.grid import plan_requests, run_grid
@@ -73,7 +70,7 @@ def persona_plan(n_personas=3, items=ITEMS, duplicate_text=False):
     texts = [f"You are respondent {i}. God is {'very' if i % 2 else 'not'} important in your life." for i in range(n_personas)]
     if duplicate_text:
         texts[-1] = texts[0]
-    personas = pd.DataFrame({"persona_id": range(n_personas), "country": ["NGA", "SWE", "NGA", "SWE"][:n_personas],
+    personas = pd.DataFrame({"persona_id": range(n_personas), "country": (["NGA", "SWE"] * n_personas)[:n_personas],
                              "kind": "value", "text": texts, "multiplicity": 1})
     pairs = personas[["persona_id", "country", "kind"]].merge(pd.DataFrame({"item": items}), how="cross")
     pairs["multiplicity"] = 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import nbformat
 import papermill as pm
 import pytest
 
@@ -134,3 +133,19 @@ def test_models_missing_from_the_price_table_are_refused_before_notebook_01(tmp_
     with pytest.raises(ConfigError, match=r"^MODEL 'other-model' not in the price table"):
         run(config, "p", output_dir=tmp_path, progress=False, log=lambda *_: None)
     assert not (tmp_path / "p").exists()
+
+
+def test_a_mapping_override_updates_the_configs_mapping_key_by_key(capsys, tmp_path):
+    from vpersona.report.cli import build_parser
+    from vpersona.report.config import load_config
+    teach = load_config("teach")["parameters"]["SIMULATED"]
+    merged = load_config("teach", {"SIMULATED": "{fidelity: 0.1}"})["parameters"]["SIMULATED"]
+    assert merged == {**teach, "fidelity": 0.1} and teach["fidelity"] != 0.1
+    assert load_config("teach", {"COUNTRIES": "[DEU]"})["parameters"]["COUNTRIES"] == ["DEU"]  # lists replace
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["run"].format_help().split())
+    assert "a mapping updates the config's mapping key by key" in help_text
+    # the run says which knobs it uses (the bad COUNTRIES stops it before any notebook)
+    assert main(["run", "--config", "teach", "-p", "SIMULATED", "{fidelity: 0.1}", "-p", "COUNTRIES", "[XX]",
+                 "--output-dir", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert f"SIMULATED = {merged} (the config's mapping updated by -p SIMULATED)" in out

@@ -48,7 +48,7 @@ def _run(nbs, out, lines, **params):
     return run(config, output_dir=out, notebook_dir=nbs, progress=False, log=lines.append)
 
 
-def test_failed_rerun_leaves_no_stale_outputs_and_keeps_the_cache(tiny):
+def test_failed_rerun_keeps_the_previous_results_apart_from_its_own_and_keeps_the_cache(tiny):
     nbs, out = tiny
     cache_path = out / "r" / "data" / "answers.sqlite"  # a cache kept inside the run folder
     cache_path.parent.mkdir(parents=True)
@@ -59,21 +59,35 @@ def test_failed_rerun_leaves_no_stale_outputs_and_keeps_the_cache(tiny):
     assert {p.name for p in (run_dir / "tables").iterdir()} == {"01_t.csv", "03_x.csv", "04_y.csv"}
     assert json.loads((run_dir / "run.json").read_text())["complete"] is True
     assert (run_dir / "summary.json").exists() and (run_dir / "manifest.json").exists()
+    previous = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and "sqlite" not in p.name}
 
     lines = []
-    with pytest.raises(RunFailed, match="02_second.ipynb failed"):
+    failed = run_dir / "failed-rerun"
+    with pytest.raises(RunFailed) as err:
         _run(nbs, out, lines, CACHE_PATH=str(cache_path), TAG="b", FAIL=True)
-    assert {p.name for p in (run_dir / "tables").iterdir()} == {"01_t.csv"}
-    assert (run_dir / "tables" / "01_t.csv").read_text() == "tag\nb\n"  # the new run's table
-    assert not list((run_dir / "figures").iterdir()) and not (run_dir / "data" / "02.json").exists()
-    assert not (run_dir / "summary.json").exists() and not (run_dir / "manifest.json").exists()
-    record = json.loads((run_dir / "run.json").read_text())
+    # the previous run's results are back, byte for byte, and nothing of the failed rerun among them
+    kept = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*")
+            if p.is_file() and failed not in p.parents and "sqlite" not in p.name}
+    assert kept == previous
+    assert f"02_second.ipynb failed in cell 3 (ValueError: boom); the executed notebook with the traceback is " \
+           f"{failed / '02_second.ipynb'}" == str(err.value)
+    assert json.loads((run_dir / "run.json").read_text())["complete"] is True
+    # the failed rerun's own outputs are apart, in failed-rerun/
+    assert {p.name for p in (failed / "tables").iterdir()} == {"01_t.csv"}
+    assert (failed / "tables" / "01_t.csv").read_text() == "tag\nb\n"  # the new run's table
+    assert not (failed / "summary.json").exists() and (failed / "02_second.ipynb").exists()
+    record = json.loads((failed / "run.json").read_text())
     assert record["status"] == {"01_first.ipynb": "completed", "02_second.ipynb": "failed"}
     assert record["complete"] is False
     with AnswerCache(cache_path) as cache:
         assert cache.totals()["answers"] == 1
     assert any(f"answer cache: {cache_path} (1 answer already" in x for x in lines)
-    assert any("cleared" in x and "previous run" in x for x in lines)
+    assert any("aside" in x and "previous run" in x for x in lines)
+    assert any("previous run's results are back" in x for x in lines)
+
+    _run(nbs, out, [], CACHE_PATH=str(cache_path), TAG="c")  # a rerun that completes replaces them
+    assert (run_dir / "tables" / "01_t.csv").read_text() == "tag\nc\n"
+    assert not failed.exists() and not (run_dir / ".previous-run").exists()
 
 
 def test_cache_is_named_before_the_first_notebook(tiny):

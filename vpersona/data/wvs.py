@@ -135,6 +135,7 @@ def _load(path: Path, countries, items, catalog: Catalog, not_asked: str, weight
 
     raw["_row"] = np.arange(len(raw))
     raw[COUNTRY_COLUMN] = _country_codes(raw[COUNTRY_COLUMN], label)
+    _report_replaced_bytes(raw, label)
     selected = _select_countries(raw, countries, label)
     data = raw[raw[COUNTRY_COLUMN].isin(selected)].reset_index(drop=True)
 
@@ -243,7 +244,23 @@ def _select_countries(raw: pd.DataFrame, countries, label: str) -> list[str]:
     if absent:
         raise WVSFileError(f"no respondents in {label} for {', '.join(absent)}; countries present: "
                            f"{', '.join(present)}")
+    odd = ~raw[COUNTRY_COLUMN].isin(known)
+    if odd.any():  # rows no selection can reach: said, never dropped silently
+        codes = sorted(raw.loc[odd, COUNTRY_COLUMN].unique())
+        warnings.warn(f"{label}: {int(odd.sum())} rows have a blank or unknown {COUNTRY_COLUMN} "
+                      f"({', '.join(repr(c) for c in codes[:5])}) and were not loaded", stacklevel=4)
     return requested
+
+
+def _report_replaced_bytes(raw: pd.DataFrame, label: str) -> None:
+    """Bytes that are not UTF-8 in the text columns (country, interview id) were read as U+FFFD."""
+    for column in (COUNTRY_COLUMN, ID_COLUMN):
+        if column in raw and not pd.api.types.is_numeric_dtype(raw[column]):
+            hit = raw[column].astype("string").str.contains("\ufffd", regex=False, na=False)
+            if hit.any():
+                warnings.warn(f"{label}: {int(hit.sum())} rows have bytes that are not UTF-8 in {column}, read "
+                              "as U+FFFD (e.g. row " + ", ".join(str(i + 1) for i in hit[hit].index[:3]) +
+                              " after the header)", stacklevel=5)
 
 
 def _respondent_ids(data: pd.DataFrame, label: str) -> pd.Index:

@@ -7,9 +7,9 @@ How answers are coded (``Survey.responses`` / ``Survey.missing``):
   below -2 are missing codes (WVS codes it -5 when missing);
 * a WVS negative missing code (-1 don't know, -2 no answer, -3 not applicable, -4 not asked,
   -5 missing) is NaN in ``responses`` and kept in ``missing``;
-* any other value (e.g. Q254 code 5 "I am not [nationality]", a blank cell, an unknown negative
-  code) is NaN with missing code -5; non-blank ones are reported in a warning naming item, code
-  and count;
+* any other value (e.g. Q254 code 5 "I am not [nationality]", a blank cell, text that is not a
+  number, an unknown negative code) is NaN with missing code -5, and reported in a warning naming
+  item, value and count (nothing becomes missing silently);
 * numeric items (age Q262) keep any non-negative value.
 
 Derived indices absent from the file are computed from their components (a file that has them
@@ -69,8 +69,12 @@ _INDEX_FUNCTIONS = {"autonomy": autonomy_index, "postmaterialism": postmateriali
 
 
 def code_item(raw: pd.Series, item: Item):
-    """Return (values with NaN for missing, missing codes, [(unexpected value, count)])."""
+    """Return (values with NaN for missing, missing codes, [(unexpected value, count)]); an
+    unexpected value is a number that is no option, ``"blank"`` or the text that is no number."""
     num = pd.to_numeric(raw, errors="coerce").astype("float64")
+    text = raw.astype("string").str.strip()
+    blank = raw.isna() | (text == "")
+    undecodable = num.isna() & ~blank
     if item.scale == "numeric":
         valid = num >= 0
     else:
@@ -80,8 +84,11 @@ def code_item(raw: pd.Series, item: Item):
     codes[valid] = 0
     codes[wvs_missing] = num[wvs_missing].astype("int8")
     odd = num[~valid & ~wvs_missing & num.notna()]
-    unexpected = sorted(odd.value_counts().items())
-    return num.where(valid), codes, [(float(v), int(n)) for v, n in unexpected]
+    unexpected = [(float(v), int(n)) for v, n in sorted(odd.value_counts().items())]
+    if blank.any():
+        unexpected.append(("blank", int(blank.sum())))
+    unexpected += [(str(v), int(n)) for v, n in sorted(text[undecodable].value_counts().items())]
+    return num.where(valid), codes, unexpected
 
 
 def derive(item: Item, data: pd.DataFrame, component_codes: dict):
@@ -99,7 +106,11 @@ def derive(item: Item, data: pd.DataFrame, component_codes: dict):
 def warn_unexpected(unexpected, label: str) -> None:
     parts = []
     for code, value, n in unexpected:
-        v = int(value) if float(value).is_integer() else value
-        parts.append(f"{code} code {v} (n={n})")
-    warnings.warn(f"{label}: answer codes that are not answer options of the catalog item, treated "
+        if value == "blank":
+            parts.append(f"{code} blank (n={n})")
+        elif isinstance(value, str):
+            parts.append(f"{code} text {value!r} (n={n})")
+        else:
+            parts.append(f"{code} code {int(value) if float(value).is_integer() else value} (n={n})")
+    warnings.warn(f"{label}: answer values that are not answer options of the catalog item, treated "
                   f"as missing (-5): {'; '.join(parts)}", stacklevel=4)

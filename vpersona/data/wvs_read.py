@@ -14,6 +14,7 @@ import gzip
 import re
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,8 +87,11 @@ def readable(path: Path):
     if not path.exists():
         raise WVSFileError(f"WVS file {path} does not exist; download the WVS Wave 7 release "
                            "(CSV, SPSS .sav or Stata .dta) from worldvaluessurvey.org")
+    if path.is_dir():
+        raise WVSFileError(f"WVS file {path} is a directory; expected the release file itself (CSV, SPSS .sav "
+                           "or Stata .dta)")
     if not path.is_file():
-        raise WVSFileError(f"WVS file {path} is not a file")
+        raise WVSFileError(f"WVS file {path} is not a regular file")
     fmt = format_of(path.name)
     _check_kind(path, fmt, path.name)
     if fmt != "zip":
@@ -112,9 +116,14 @@ def _open_text(path: Path):
 
 
 def _gzip_cut(label: str, err: Exception, line_no: int | None = None) -> str:
+    """A gzip stream that ends early (``EOFError``: truncated, e.g. an interrupted download) or
+    whose data fail their check (``BadGzipFile`` CRC/length, ``zlib.error``: corrupted bytes)."""
     where = f" after line {line_no}" if line_no else ""
-    return (f"{label} looks truncated: the gzip stream ends{where} ({err}; an interrupted download?); "
-            "expected a complete WVS-7 file")
+    if isinstance(err, EOFError):
+        return (f"{label} looks truncated: the gzip stream ends{where} ({err}; an interrupted download?); "
+                "expected a complete WVS-7 file")
+    return (f"{label} is corrupted: its gzip data fail their check{where} ({err}; damaged on disk or in "
+            "transfer: download it again); expected a complete WVS-7 file")
 
 
 class Header:
@@ -136,7 +145,7 @@ class Header:
         try:
             with _open_text(path) as fh:
                 lines = [line for _, line in zip(range(_HEADER_SCAN_LINES), fh)]
-        except EOFError as err:  # a short file: the gzip stream ends within the first lines
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # a short or damaged file, early on
             raise WVSFileError(_gzip_cut(path.name, err)) from None
         for i, line in enumerate(lines):
             sep = max(",;\t", key=line.count)
@@ -175,14 +184,16 @@ class Header:
                         break
                 else:
                     return
-        except (EOFError, gzip.BadGzipFile, OSError) as err:
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
             raise WVSFileError(_gzip_cut(label, err, line_no)) from None
         if got > n:
             raise WVSFileError(f"{label}: line {line_no} has {got} fields, the header {n} (a separator "
                                "inside an unquoted field?); expected a complete WVS-7 file")
-        why = "an interrupted download?" if not last.endswith(b"\n") else "a damaged or hand-edited file?"
-        raise WVSFileError(f"{label} looks truncated: line {line_no} has {got} of {n} fields ({why}); "
-                           "expected a complete WVS-7 file")
+        if not last.endswith(b"\n"):
+            raise WVSFileError(f"{label} looks truncated: line {line_no} has {got} of {n} fields (an interrupted "
+                               "download?); expected a complete WVS-7 file")
+        raise WVSFileError(f"{label} is damaged: line {line_no} has {got} of {n} fields (corrupted or "
+                           "hand-edited?); expected a complete WVS-7 file")
 
     def read_columns(self, path: Path, fmt: str, names: list[str]) -> pd.DataFrame:
         """Read only ``names`` (answer codes, not value labels)."""

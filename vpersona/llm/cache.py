@@ -9,12 +9,27 @@ several processes can write to one cache at once (SQLite's own locking; writers 
 
 A file that is not SQLite, is damaged (``PRAGMA quick_check``), or is another application's SQLite
 database is refused with :class:`CacheError`; it is never overwritten.
+
+Shared by concurrent runs, a cache never pays twice for a prompt: before asking, a run *claims*
+the keys it lacks (:meth:`AnswerCache.claim`, one SQLite transaction: a key claimed by another
+live run is left to it), asks only its own, then takes the others' answers from the cache as they
+arrive. A claim is a lease: its run renews it (:meth:`AnswerCache.heartbeat`) and a run that died
+(no heartbeat for ``LEASE_SECONDS``) loses its claims to whoever asks next.
+
+A cache the run may read but not write (a read-only mount, a file or folder without write
+permission) is opened read-only (``readonly``): it serves every answer it holds, and a grid that
+needs one it lacks stops before any call. A write that fails (no space, read-only) raises
+:class:`CacheError` naming the file and the cause.
 """
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +53,19 @@ SELECT json_extract(value, '$[0]'), ?1, ?2, ?3, json_extract(value, '$[1]'), jso
        json_extract(value, '$[3]'), json_extract(value, '$[4]'), ?4
 FROM json_each(?5)"""
 WAL_AUTOCHECKPOINT = 4000  # pages (64 MB of WAL at 16 KB pages) between checkpoints
+# A run renews its claims every HEARTBEAT_SECONDS; claims of a run silent for LEASE_SECONDS (killed,
+# crashed) are taken over by the next run that needs those keys.
+LEASE_SECONDS = 30.0
+HEARTBEAT_SECONDS = 5.0
+CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claimants (owner TEXT PRIMARY KEY, heartbeat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL) WITHOUT ROWID;
+"""
+CLAIM_FREE_KEYS = """INSERT OR IGNORE INTO claims
+SELECT value, ?1 FROM json_each(?2) WHERE value NOT IN (SELECT key FROM answers)"""
+# not claimed by this run: another run's claim, or no claim because the key was answered meanwhile
+TAKEN_KEYS = """SELECT j.value FROM json_each(?2) AS j LEFT JOIN claims AS c ON c.key = j.value
+WHERE c.owner IS NOT ?1"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,24 +114,40 @@ def reply_from_json(blob: str) -> Reply:
 class AnswerCache:
     """SQLite answer cache at ``path`` (created if absent). Use as a context manager or ``close()``."""
 
-    def __init__(self, path: str | Path, timeout: float = 60.0):
+    def __init__(self, path: str | Path, timeout: float = 60.0, *, readonly: bool | None = None,
+                 shared: bool = True):
+        """``readonly``: None opens read-only only a file the process may not write (or whose
+        folder it may not write); True always. ``shared``: claim keys before asking (other runs
+        may use the file at the same time); False for a private scratch file."""
         self.path = Path(path)
         self.stats = CacheStats()
         self._lock = threading.Lock()
         _refuse_non_sqlite(self.path)
+        self.readonly = _unwritable(self.path) if readonly is None else (readonly and self.path.exists())
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claims = shared and not self.readonly
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        self._conn = _connect(self.path, timeout, self.readonly)
         self._json_rows = _has_json(self._conn)
+        self._claims = self._claims and self._json_rows
         try:
             self._check_integrity()
+            if self.readonly:
+                self._check_ours(self._tables())
+                return
             self._init_or_check_schema()
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a killed process
             self._conn.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: random keys touch the whole index
             self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+            if self._claims:
+                self._conn.executescript(CLAIMS_SCHEMA)  # added to caches made before claims existed
         except CacheError:
             self._conn.close()
             raise
+        except sqlite3.OperationalError as e:  # e.g. "database or disk is full", "readonly database"
+            self._conn.close()
+            raise CacheError(f"cannot write the answer cache {self.path}: {e}") from None
         except sqlite3.DatabaseError as e:
             self._conn.close()
             raise CacheError(f"cache file {self.path} is unreadable as SQLite ({e}); expected a vpersona answer "
@@ -213,7 +257,7 @@ class AnswerCache:
         pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         row = (key, backend, model, estimator, reply_to_json(reply),
                None if answer is None else dumps(answer), pt, ct, _now())
-        with self._lock:
+        with self._lock, self._writing():
             self._conn.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             self.stats.calls += 1
             self.stats.prompt_tokens += pt
@@ -234,21 +278,71 @@ class AnswerCache:
             pt_sum, ct_sum = pt_sum + pt, ct_sum + ct
         bulk = rows_json(rows) if self._json_rows else None
         now = _now()
+        with self._lock, self._transaction():
+            if bulk is not None:  # one statement: SQLite does the whole insert without the GIL
+                self._conn.execute(INSERT_JSON_ROWS, (backend, model, estimator, now, bulk))
+            else:
+                self._conn.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                       [(k, backend, model, estimator, r, a, pt, ct, now) for k, r, a, pt, ct in rows])
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if bulk is not None:  # one statement: SQLite does the whole insert without the GIL
-                    self._conn.execute(INSERT_JSON_ROWS, (backend, model, estimator, now, bulk))
-                else:
-                    self._conn.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                           [(k, backend, model, estimator, r, a, pt, ct, now) for k, r, a, pt, ct in rows])
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
             self.stats.calls += len(rows)
             self.stats.prompt_tokens += pt_sum
             self.stats.completion_tokens += ct_sum
+
+    @contextmanager
+    def _writing(self):
+        """A failed write as one :class:`CacheError` naming the file and the cause."""
+        if self.readonly:
+            raise CacheError(f"the answer cache {self.path} is read-only here: it cannot store new answers")
+        try:
+            yield
+        except sqlite3.OperationalError as e:  # "database or disk is full", "attempt to write a readonly database"
+            raise CacheError(f"cannot write the answer cache {self.path}: {e}") from None
+
+    @contextmanager
+    def _transaction(self):
+        with self._writing():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    # -- sharing with concurrent runs ----------------------------------------------------------------
+    def claim(self, keys: Iterable[str]) -> set[str]:
+        """Claim ``keys`` for this run; return those it must *not* ask: answered meanwhile or
+        claimed by another live run (whose answers it then waits for, see :meth:`await_answers`).
+        Claims of runs silent for ``LEASE_SECONDS`` are taken over. A read-only or private cache
+        claims nothing (returns an empty set)."""
+        keys = list(dict.fromkeys(keys))
+        if not self._claims or not keys:
+            return set()
+        now, blob = time.time(), dumps(keys)
+        with self._lock, self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO claimants VALUES (?, ?)", (self.owner, now))
+            stale = [r[0] for r in self._conn.execute("SELECT owner FROM claimants WHERE heartbeat < ?",
+                                                      (now - LEASE_SECONDS,))]
+            for owner in stale:
+                self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+                self._conn.execute("DELETE FROM claimants WHERE owner = ?", (owner,))
+            self._conn.execute(CLAIM_FREE_KEYS, (self.owner, blob))
+            return {r[0] for r in self._conn.execute(TAKEN_KEYS, (self.owner, blob))}
+
+    def heartbeat(self) -> None:
+        """Renew this run's claims (every ``HEARTBEAT_SECONDS`` while it asks)."""
+        if self._claims:
+            with self._lock, self._transaction():
+                self._conn.execute("UPDATE claimants SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
+
+    def release(self) -> None:
+        """Drop this run's claims (its answers are committed, or it gives up)."""
+        if self._claims:
+            with self._lock, self._transaction():
+                self._conn.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+                self._conn.execute("DELETE FROM claimants WHERE owner = ?", (self.owner,))
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -277,6 +371,26 @@ def _refuse_non_sqlite(path: Path) -> None:
     if header != SQLITE_HEADER:
         raise CacheError(f"cache file {path} is not an SQLite database (header {header[:16]!r}); expected a "
                          f"vpersona answer cache. It was left untouched: move it away or choose another cache path")
+
+
+def _unwritable(path: Path) -> bool:
+    """An existing cache this process may read but not write (file or folder: SQLite writes its
+    journal beside the file)."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _connect(path: Path, timeout: float, readonly: bool) -> sqlite3.Connection:
+    if not readonly:
+        return sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:  # WAL mode needs a -shm file it cannot create in a read-only folder:
+        conn.close()  # nobody can write the file there either, so it is immutable while we read it
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
 
 
 def _has_json(conn: sqlite3.Connection) -> bool:

@@ -26,6 +26,8 @@ for other paths, e.g. writing a Batch JSONL file and loading its results into th
 """
 from __future__ import annotations
 
+import asyncio
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -40,7 +42,7 @@ from vpersona.core.collector import fewer_collections
 from vpersona.core.progress import progress_bar
 from vpersona.llm.answers_file import AnswersWriter, read_answers  # noqa: F401 - read_answers is public here
 from vpersona.llm.backends.base import Backend, Reply
-from vpersona.llm.cache import AnswerCache
+from vpersona.llm.cache import HEARTBEAT_SECONDS, AnswerCache, CacheError
 from vpersona.llm.contextual import combine_priors
 from vpersona.data.catalog import Catalog
 from vpersona.core.distributions import KMAX, from_matrix
@@ -64,7 +66,9 @@ class RunStats:
     queries answered from the cache; ``deduplicated``: row orderings that shared a query with
     another of their chunk (repeats across chunks are cache hits); ``prompts_per_row``: orderings per row; ``calibration_queries``: content-free
     queries; ``low_mass_*``: replies below the estimator's ``min_mass`` (``low_mass_replies``),
-    rows with one (``low_mass_rows``), rows left with no answer under ``LOW_MASS: drop``."""
+    rows with one (``low_mass_rows``), rows left with no answer under ``LOW_MASS: drop``;
+    ``from_other_runs``: queries another run sharing the cache was asking at the same time,
+    whose answers this run took from the cache instead of paying for them again."""
 
     rows: int = 0
     unique_queries: int = 0
@@ -80,6 +84,7 @@ class RunStats:
     low_mass_rows: int = 0
     low_mass_dropped_rows: int = 0
     low_mass_policy: str = "weight"
+    from_other_runs: int = 0
     seconds: float = 0.0
     backend: dict = field(default_factory=dict)
 
@@ -296,19 +301,59 @@ async def _run(plans: Iterator[GridPlan], backend: Backend, cache: AnswerCache, 
             replies = cache.get_many([r.key for r in plan.requests])
             stats.cache_hits += len(replies)
             todo = [r for r in plan.requests if r.key not in replies]
+            if todo and cache.readonly:
+                raise CacheError(f"the answer cache {cache.path} is read-only here and lacks {len(todo)} of the "
+                                 f"{len(plan.requests)} queries: nothing was asked; make it writable or choose "
+                                 "another CACHE_PATH")
             parsed: dict[str, Answer] = {}
             bar.total = (bar.total or 0) + len(todo)  # the bar counts the queries asked (cached ones are free)
             bar.refresh()
-            await ask_all(todo, backend, committer, plan.estimator, concurrency, replies, parsed, stats,
-                          on_reply=bar.update)
+            while todo:  # keys another run is asking are left to it and read from the cache when there
+                theirs = cache.claim(r.key for r in todo)
+                mine = [r for r in todo if r.key not in theirs]
+                await ask_all(mine, backend, committer, plan.estimator, concurrency, replies, parsed, stats,
+                              on_reply=bar.update)
+                todo = [r for r in todo if r.key in theirs]
+                if todo:
+                    todo = await _take_from_others(todo, cache, committer, replies, stats, bar)
             table = answers_table(plan, replies, parsed)
             stats.invalid_rows += int((table["n_valid"] == 0).sum())
             for k, v in table.attrs.pop("low_mass").items():
                 setattr(stats, k, v if isinstance(v, str) else getattr(stats, k) + v)
             sink(table)
+            committer.release_claims()  # after this chunk's answers are committed: the claims did their work
     finally:
         if committer is not None:
             committer.close()  # every reply received is committed, also when a query failed
+        try:
+            cache.release()
+        except CacheError:  # the cache cannot be written (the error that stopped the run says so)
+            pass
+
+
+async def _take_from_others(waiting: list, cache: AnswerCache, committer: Committer, replies: dict, stats: RunStats,
+                            bar) -> list:
+    """Wait for the answers another run claimed; return the queries whose claim lapsed (that run
+    died or gave up) so this run asks them itself."""
+    committer.wait()
+    last_beat = time.monotonic()
+    while waiting:
+        got = cache.get_many(r.key for r in waiting)
+        if got:
+            replies.update(got)
+            stats.from_other_runs += len(got)
+            bar.update(len(got))
+            waiting = [r for r in waiting if r.key not in got]
+            continue
+        if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+            cache.heartbeat()
+            last_beat = time.monotonic()
+        theirs = cache.claim(r.key for r in waiting)
+        lapsed = [r for r in waiting if r.key not in theirs]
+        if lapsed:
+            return lapsed
+        await asyncio.sleep(0.2)
+    return []
 
 
 def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, replicates, seed, concurrency,
@@ -323,10 +368,13 @@ def _grid(pairs, personas, sink, *, catalog, backend, cache, estimator, order, r
         stack.enter_context(fewer_collections())
         if cache is None:  # repeats across chunks still cost one call: a scratch cache, deleted after
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="vpersona-grid-"))
-            cache = stack.enter_context(AnswerCache(Path(tmp) / "scratch.sqlite"))
+            cache = stack.enter_context(AnswerCache(Path(tmp) / "scratch.sqlite", shared=False))
         # a terminal gets a live bar, a log a line every 30 s (vpersona.core.progress)
         bar = stack.enter_context(progress_bar(0, f"querying {backend.kind}", unit="q", disable=not progress))
         run_coroutine(_run(plans, backend, cache, concurrency, stats, sink, bar, totals))
+    if stats.from_other_runs:
+        print(f"[vpersona] {stats.from_other_runs} answers taken from another run that was asking them at the same "
+              f"time (cache {cache.path}): not paid twice", file=sys.stderr)
     stats.prompts_per_row = totals["row_queries"] / max(1, stats.rows)
     stats.calibration_queries = len(totals["priors"])
     stats.seconds = time.perf_counter() - t0

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from vpersona.llm.backends.base import Backend, Reply
-from vpersona.llm.cache import AnswerCache
+from vpersona.llm.cache import HEARTBEAT_SECONDS, AnswerCache
 from vpersona.llm.estimators import Answer, Estimator
 
 FLUSH_ROWS = 32_768      # cache commit group: at most this many replies...
@@ -68,9 +68,27 @@ class Committer:
                 self._writer.shutdown(wait=True)
 
     async def every(self, seconds: float) -> None:
+        beat = time.monotonic()
         while True:
             await asyncio.sleep(seconds)
             self.flush()
+            if time.monotonic() - beat >= HEARTBEAT_SECONDS:  # renew this run's claims on the keys it asks
+                beat = time.monotonic()
+                self._writer.submit(self.cache.heartbeat)
+
+    def release_claims(self) -> None:
+        """Drop the run's claims once the replies submitted so far are committed (in the writer
+        thread, after them: the event loop does not wait)."""
+        if self.cache is None:
+            return
+        self.flush()
+        before = self._writing
+
+        def release():
+            if before is not None:
+                before.result()  # done already: the writer runs one job at a time, in order
+            self.cache.release()
+        self._writing = self._writer.submit(release)
 
 
 async def ask_all(todo: list, backend: Backend, committer: Committer, est: Estimator, concurrency: int,

@@ -15,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute notebooks/01..04 with papermill into outputs/<run_id>/")
     run.add_argument("--config", default="demo", help="demo | smoke | paper | path/to/config.yaml")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                     help="override one notebook parameter (VALUE parsed as YAML), repeatable")
+                     help="override one notebook parameter (VALUE parsed as YAML), repeatable; a mapping "
+                          "updates the config's mapping key by key (-p SIMULATED '{fidelity: 0.1}' changes "
+                          "that knob only)")
     run.add_argument("--run-id", default=None, help="run folder name (default: the config's run_id)")
     run.add_argument("--output-dir", default=None, help="where run folders go (default: outputs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")

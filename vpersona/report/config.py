@@ -35,7 +35,8 @@ def config_path(name_or_path: str | Path) -> Path:
 
 
 def load_config(name_or_path: str | Path, overrides: dict | None = None, *, cwd: Path | None = None) -> dict:
-    """Read a config, apply ``overrides`` (KEY -> value, YAML-parsed strings), resolve ``env:``,
+    """Read a config, apply ``overrides`` (KEY -> value, YAML-parsed strings; a mapping updates the
+    config's mapping key by key, see :func:`merge_override`), resolve ``env:``,
     refuse credentials and make path-like parameters absolute (relative to ``cwd``, default the
     current directory)."""
     path = config_path(name_or_path)
@@ -48,16 +49,25 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None, *, cwd:
     params = dict(raw["parameters"])
     for key, value in (overrides or {}).items():
         try:
-            params[key] = yaml.safe_load(value) if isinstance(value, str) else value
+            value = yaml.safe_load(value) if isinstance(value, str) else value
         except yaml.YAMLError:
             raise ConfigError(f"-p {key}: the value is not valid YAML (quote text, e.g. -p {key} "
                               "'\"text\"'; lists as [A, B])") from None
+        params[key] = merge_override(params.get(key), value)
     refuse_credentials(params)
     params = {k: _resolve_env(k, v) for k, v in params.items()}
     refuse_credentials(params)  # again: an env: value may carry them
     params = resolve_paths(params, Path(cwd or Path.cwd()).resolve())
     return {"name": path.stem, "path": str(path), "run_id": raw.get("run_id", path.stem),
             "parameters": params}
+
+
+def merge_override(config_value, override):
+    """A mapping given with ``-p`` updates the config's mapping key by key (``-p SIMULATED
+    '{fidelity: 0.1}'`` changes one knob, the config's other knobs stay); any other value replaces it."""
+    if isinstance(config_value, dict) and isinstance(override, dict):
+        return {**config_value, **override}
+    return override
 
 
 def _resolve_env(key: str, value):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vpersona.report.run_folder import write_text  # temp file + rename: a full disk never truncates one
+
 # Tables are written with 10 significant digits: enough for every metric, and stable across runs.
 FLOAT_FORMAT = "%.10g"
 
@@ -34,9 +36,7 @@ class RunFolder:
         return json.loads((self.path / "data" / f"{name}.json").read_text())
 
     def write_json(self, name: str, record: dict) -> Path:
-        out = self.path / "data" / f"{name}.json"
-        out.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        return out
+        return write_text(self.path / "data" / f"{name}.json", json.dumps(record, indent=2, default=str) + "\n")
 
     def read_table(self, name: str, folder: str = "tables", **read_csv) -> pd.DataFrame:
         """A table; the persona plan's tables in ``data/`` keep respondent ids as text (a persona
@@ -52,7 +52,7 @@ class RunFolder:
         path = self.path / "data" / "warnings.json"
         record = json.loads(path.read_text()) if path.exists() else {"warnings": []}
         record["warnings"].append({"notebook": None, "warning": str(message)})
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        write_text(path, json.dumps(record, indent=2) + "\n")
 
     @contextmanager
     def noting_warnings(self):
@@ -64,9 +64,7 @@ class RunFolder:
             self.note(w.message)
 
     def write_table(self, table: pd.DataFrame, name: str, folder: str = "tables") -> Path:
-        out = self.path / folder / f"{name}.csv"
-        table.to_csv(out, index=False, float_format=FLOAT_FORMAT)
-        return out
+        return write_text(self.path / folder / f"{name}.csv", table.to_csv(index=False, float_format=FLOAT_FORMAT))
 
     @property
     def info(self) -> dict:

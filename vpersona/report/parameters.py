@@ -198,6 +198,8 @@ def resolve_paths(params: dict, cwd: Path) -> dict:
         path = Path(value).expanduser()
         path = path if path.is_absolute() else (cwd / path)
         out[key] = str(path.resolve())
+        if key in MUST_EXIST and Path(out[key]).is_dir():
+            raise ConfigError(f"parameter {key} = {value!r}: {out[key]} is a directory; expected a file")
         if key in MUST_EXIST and not Path(out[key]).is_file():
             raise ConfigError(f"parameter {key} = {value!r}: no such file {out[key]} "
                               f"(relative paths are read from {cwd})")

@@ -4,7 +4,6 @@
 """
 import sys
 sys.path.insert(0, sys.argv[2])  # the tests dir of the worktree (for the FakeBackend source)
-import pandas as pd
 from vpersona import load_catalog
 from vpersona.llm.grid import run_grid
 from test_grid import FakeBackend, persona_plan
