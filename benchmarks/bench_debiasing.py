@@ -1,6 +1,12 @@
 """Order debiasing x contextual calibration x persona kind on the bundled SYNTHETIC sample.
 
     nice -n 10 .venv/bin/python benchmarks/bench_debiasing.py [--cache /tmp/vpersona_bench_debias]
+    nice -n 10 .venv/bin/python benchmarks/bench_debiasing.py --model qwen2.5-1.5b --orders fixed reversed pair
+
+``--model``: a registry name (``vpersona model list``) or a GGUF path (default SmolLM2); the cache
+folder defaults to ``/tmp/vpersona_bench_debias`` (SmolLM2) or ``/tmp/vpersona_bench_debias-<model>``.
+The cells are disjoint from ``configs/qwen.yaml``'s (other countries, other items), so the ORDER
+and CONTEXTUAL chosen here are not tuned on the cells that config scores.
 
 SmolLM2-135M through the embedded engine (n_threads=1), logprobs estimator, MIN_MASS 0.05,
 LOW_MASS weight; 4 countries x 6 target items x 3 sampled respondents per country (persona
@@ -123,9 +129,13 @@ def fidelity_overall(table: pd.DataFrame) -> tuple[float, float]:
 
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", default="/tmp/vpersona_bench_debias")
+    ap.add_argument("--cache", default=None, help="folder of answers.sqlite and timings.json")
+    ap.add_argument("--model", default=None, help="registry name or GGUF path (default: SmolLM2)")
+    ap.add_argument("--orders", nargs="+", default=ORDERS, choices=ORDERS)
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: robust on a shared machine)")
     args = ap.parse_args(argv)
-    folder = Path(args.cache)
+    suffix = f"-{Path(args.model).stem}" if args.model else ""
+    folder = Path(args.cache or f"/tmp/vpersona_bench_debias{suffix}")
     folder.mkdir(parents=True, exist_ok=True)
     timing_file = folder / "timings.json"
     timings = json.loads(timing_file.read_text()) if timing_file.exists() else {}
@@ -139,11 +149,11 @@ def main(argv=None) -> pd.DataFrame:
     truth = respondent_truth(plan.pairs, plan.personas, plan.leakage, survey)
 
     from vpersona.llm.backends.embedded import EmbeddedBackend
-    backend = TimedBackend(EmbeddedBackend(n_threads=1, seed=SEED), timings)
+    backend = TimedBackend(EmbeddedBackend(args.model, n_threads=args.threads, seed=SEED), timings)
     identity = backend.identity()
     rows = []
     with AnswerCache(folder / "answers.sqlite") as cache:
-        for order in ORDERS:
+        for order in args.orders:
             for contextual in (False, True):
                 for kind in KINDS:
                     pairs = plan.pairs[plan.pairs["kind"] == kind].reset_index(drop=True)

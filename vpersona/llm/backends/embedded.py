@@ -86,7 +86,9 @@ class EmbeddedBackend:
         import llama_cpp
         from llama_cpp import llama_chat_format
 
-        path = Path(model_path) if model_path is not None else default_model_path()
+        from vpersona.llm.models import resolve
+
+        path = resolve(model_path)  # None = SmolLM2; a registry name (fetched on first use); a GGUF path
         if not path.is_file():
             raise BackendError(f"model file {path} does not exist (expected a GGUF file)")
         self.model_path = path
