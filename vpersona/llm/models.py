@@ -111,8 +111,7 @@ def models_dir() -> Path:
 
 def entry(name: str) -> ModelEntry:
     if name not in MODELS:
-        raise ModelError(f"unknown model {name!r}: expected a path to a .gguf file or one of "
-                         f"{', '.join(MODELS)}")
+        raise ModelError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
     return MODELS[name]
 
 

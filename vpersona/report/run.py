@@ -22,7 +22,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from vpersona.core import progress as progress_style
 from vpersona.core.provenance import file_sha256
-from vpersona.report import parameters, run_folder
+from vpersona.report import model_cli, parameters, run_folder
 from vpersona.report import paths as locations
 from vpersona.report.kernel import CellTracker, WatchedKernelManager, describe_death
 from vpersona.report.parameters import ConfigError
@@ -70,6 +70,7 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
     defaults = {k: ast.literal_eval(v["default"]) for d in declared.values() for k, v in d.items()
                 if k != "RUN_DIR" and _literal(v["default"])}
     parameters.check_prices({**defaults, **config["parameters"]})
+    model_cli.ensure_model({**defaults, **config["parameters"]}, log=log)
     if any("CACHE_PATH" in d for d in declared.values()):
         log(describe_cache(config["parameters"].get("CACHE_PATH", "auto"), run_dir))
     if run_dir.exists():
