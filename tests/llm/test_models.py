@@ -96,8 +96,12 @@ def test_registry_pins_smollm2_as_default_and_qwen_as_22_parts():
     assert all(p.sha256 and len(p.sha256) == 64 for p in q.parts) and q.version == "0.2.0"
 
 
-def test_model_resolution(tiny, tmp_path):
+def test_model_resolution(tiny, tmp_path, monkeypatch):
     from vpersona.llm.backends.embedded import default_model_path
+
+    def no_pip(*args, **kwargs):
+        raise AssertionError(f"pip ran: {args}")
+    monkeypatch.setattr(models.subprocess, "run", no_pip)  # the default route (make demo) never installs
     assert models.resolve(None) == default_model_path() == models.resolve("smollm2")
     assert models.resolve(str(tmp_path / "my.gguf")) == tmp_path / "my.gguf"  # a path stays a path
     with pytest.raises(ModelError, match="'qwen3' for the embedded backend: expected a path to a .gguf file or "
