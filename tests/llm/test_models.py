@@ -128,3 +128,11 @@ def test_run_refuses_an_unknown_model_name_before_any_notebook(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code != 0 and "qwen-3b" in err and "smollm2, qwen2.5-1.5b" in err and "Traceback" not in err
     assert not (tmp_path / "smoke").exists()
+
+
+def test_run_refuses_a_missing_gguf_before_any_notebook(tmp_path, capsys):
+    missing = tmp_path / "nowhere.gguf"
+    code = main(["run", "--config", "smoke", "-p", "MODEL", str(missing), "--output-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and f"no such file {missing}" in err and "Traceback" not in err
+    assert not (tmp_path / "smoke").exists()

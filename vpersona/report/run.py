@@ -70,7 +70,7 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
     defaults = {k: ast.literal_eval(v["default"]) for d in declared.values() for k, v in d.items()
                 if k != "RUN_DIR" and _literal(v["default"])}
     parameters.check_prices({**defaults, **config["parameters"]})
-    model_cli.ensure_model({**defaults, **config["parameters"]}, log=log)
+    model_cli.ensure_model({**defaults, **config["parameters"]}, log=log, progress=progress)
     if any("CACHE_PATH" in d for d in declared.values()):
         log(describe_cache(config["parameters"].get("CACHE_PATH", "auto"), run_dir))
     if run_dir.exists():
