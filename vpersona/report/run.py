@@ -28,7 +28,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from vpersona.core import progress as progress_style
 from vpersona.core.provenance import file_sha256
-from vpersona.report import parameters, run_folder
+from vpersona.report import model_cli, parameters, run_folder
 from vpersona.report import paths as locations
 from vpersona.report.kernel import CellTracker, WatchedKernelManager, describe_death
 from vpersona.report.parameters import ConfigError
@@ -119,6 +119,7 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
         cache_path = resolve_cache_path(config["parameters"].get("CACHE_PATH", "auto"), run_dir)
         log(describe_cache(cache_path))
     check_writable(run_dir, cache_path, log)
+    model_cli.ensure_model({**defaults, **config["parameters"]}, log=log, progress=progress)
     aside = run_folder.set_aside(run_dir) if run_dir.exists() else 0
     if aside:
         log(f"[vpersona] set {aside} outputs of the previous run in {run_dir} aside "

