@@ -298,7 +298,9 @@ def test_request_rate_limit_spaces_request_starts():
 
     asyncio.run(many())
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= 0.045 and starts[-1] - starts[0] < 1.0
+    # the limiter spaces the *starts* 50 ms apart; what the handler sees carries the client's own
+    # jitter (a few ms on a loaded machine), so: the span of 4 gaps, and no two requests together
+    assert 0.18 <= starts[-1] - starts[0] < 1.0 and min(gaps) >= 0.02, gaps
 
 
 def test_rate_limit_must_be_positive():

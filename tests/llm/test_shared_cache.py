@@ -132,3 +132,19 @@ def test_a_read_only_cache_serves_what_it_holds_and_refuses_to_ask(tmp_path):
         except cache_module.CacheError as err:
             assert "read-only" in str(err) and str(path) in str(err) and "nothing was asked" in str(err)
         assert backend.calls == 0
+
+
+def test_the_claims_of_a_killed_process_on_this_host_are_taken_over_at_once(tmp_path):
+    """A run killed with SIGKILL (kill -9, the OOM killer) leaves its claims; a resume on the same
+    host sees that the claimant's process is gone and does not wait out the lease."""
+    pairs, personas = persona_plan(2)
+    keys = [r.key for r in plan_requests(pairs, personas, catalog=CATALOG,
+                                         backend_identity=Counting(seed=3).identity()).requests][:5]
+    claimant = subprocess.run(
+        [sys.executable, "-c", "import json, os, sys; from vpersona.llm.cache import AnswerCache; "
+         "c = AnswerCache(sys.argv[1]); assert c.claim(json.loads(sys.argv[2])) == set(); os._exit(0)",
+         str(tmp_path / "c.sqlite"), json.dumps(keys)], capture_output=True, text=True, timeout=60)
+    assert claimant.returncode == 0, claimant.stderr
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        assert cache_module.LEASE_SECONDS >= 30  # the lease has not lapsed: only the dead pid frees them
+        assert cache.claim(keys) == set()

@@ -14,7 +14,8 @@ Shared by concurrent runs, a cache never pays twice for a prompt: before asking,
 the keys it lacks (:meth:`AnswerCache.claim`, one SQLite transaction: a key claimed by another
 live run is left to it), asks only its own, then takes the others' answers from the cache as they
 arrive. A claim is a lease: its run renews it (:meth:`AnswerCache.heartbeat`) and a run that died
-(no heartbeat for ``LEASE_SECONDS``) loses its claims to whoever asks next.
+(no heartbeat for ``LEASE_SECONDS``, or, on the same host, a process that is gone) loses its
+claims to whoever asks next.
 
 A cache the run may read but not write (a read-only mount, a file or folder without write
 permission) is opened read-only (``readonly``): it serves every answer it holds, and a grid that
@@ -323,8 +324,8 @@ class AnswerCache:
         now, blob = time.time(), dumps(keys)
         with self._lock, self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO claimants VALUES (?, ?)", (self.owner, now))
-            stale = [r[0] for r in self._conn.execute("SELECT owner FROM claimants WHERE heartbeat < ?",
-                                                      (now - LEASE_SECONDS,))]
+            stale = [r[0] for r in self._conn.execute("SELECT owner, heartbeat FROM claimants")
+                     if r[1] < now - LEASE_SECONDS or _dead_here(r[0])]
             for owner in stale:
                 self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
                 self._conn.execute("DELETE FROM claimants WHERE owner = ?", (owner,))
@@ -408,4 +409,20 @@ def resolve_cache_path(cache_path: str | Path, run_dir: str | Path) -> Path:
     """A run's ``CACHE_PATH``: ``"auto"`` is ``llm_cache.sqlite`` beside the run folders (shared by
     every run under the same outputs folder), anything else a path."""
     return Path(run_dir).parent / "llm_cache.sqlite" if cache_path == "auto" else Path(cache_path)
+
+
+def _dead_here(owner: str) -> bool:
+    """True for a claimant of this host whose process is gone (killed, crashed): its claims need
+    not wait out the lease. Another host's claimant, or a pid that is alive (or reused), waits."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by another user
+        return False
+    return False
 

@@ -114,12 +114,12 @@ def run(config: dict, run_id: str | None = None, *, output_dir: Path | None = No
     defaults = {k: ast.literal_eval(v["default"]) for d in declared.values() for k, v in d.items()
                 if k != "RUN_DIR" and _literal(v["default"])}
     parameters.check_prices({**defaults, **config["parameters"]})
+    model_cli.ensure_model({**defaults, **config["parameters"]}, log=log, progress=progress)
     cache_path = None
     if any("CACHE_PATH" in d for d in declared.values()):
         cache_path = resolve_cache_path(config["parameters"].get("CACHE_PATH", "auto"), run_dir)
         log(describe_cache(cache_path))
     check_writable(run_dir, cache_path, log)
-    model_cli.ensure_model({**defaults, **config["parameters"]}, log=log, progress=progress)
     aside = run_folder.set_aside(run_dir) if run_dir.exists() else 0
     if aside:
         log(f"[vpersona] set {aside} outputs of the previous run in {run_dir} aside "
