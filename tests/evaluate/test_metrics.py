@@ -149,3 +149,17 @@ def test_summarise_counts_items_not_cells_and_names_its_unit():
     assert (by_items["jsd_hi"] - by_items["jsd_lo"]) > 1.8 * (by_cells["jsd_hi"] - by_cells["jsd_lo"])
     per_country = summarise(cells, by=["method", "country"], unit="countries", n_boot=100)
     assert per_country["jsd_lo"].isna().all()  # one country per group: nothing to resample
+
+
+def test_summary_intervals_stay_in_the_metrics_range():
+    """A bootstrap-t interval over a few items can reach past the metric's range (seen: JSD
+    [0.311, 1.293] on 6 items); the summary cuts it to [0, 1]."""
+    import pandas as pd
+
+    from vpersona.evaluate.metrics import summarise
+
+    jsd = [0.02, 0.03, 0.02, 0.04, 0.03, 0.95]
+    cells = pd.DataFrame({"method": "m", "country": ["AAA", "BBB"] * 3, "item": [f"Q{i}" for i in range(6)],
+                          "jsd": jsd})
+    row = summarise(cells, by="method", metrics=("jsd",)).iloc[0]
+    assert 0.0 <= row["jsd_lo"] <= row["jsd"] <= row["jsd_hi"] <= 1.0, row[["jsd_lo", "jsd", "jsd_hi"]].tolist()

@@ -25,6 +25,10 @@ from vpersona.core.distributions import entropy, jsd, mean_answer, normalise, sd
 from vpersona.evaluate.bootstrap import check_unit, mean_interval
 
 METRICS = ("jsd", "w1", "mean_error", "diversity_ratio", "entropy_ratio")
+# The range a metric's mean lives in: an interval is cut to it (the bootstrap-t interval of a mean
+# over a handful of items can reach past it; cutting loses no coverage, the true mean is inside).
+BOUNDED = {"jsd": (0.0, 1.0), "w1": (0.0, 1.0), "mean_error": (0.0, 1.0),
+           "diversity_ratio": (0.0, np.inf), "entropy_ratio": (0.0, np.inf)}
 
 
 def wasserstein(P: np.ndarray, Q: np.ndarray, K) -> np.ndarray:
@@ -99,7 +103,7 @@ def summarise(cells: pd.DataFrame, by=("method", "country"), *, metrics=METRICS,
     ``"both"`` (two-way) or ``"cells"`` (as if independent: too narrow, for comparison only). A
     unit that is constant within a group (countries within one country) gives NaN intervals.
     Columns: ``by`` + ``unit`` + ``n_cells``, ``n_items``, ``n_countries`` + per metric ``<m>``,
-    ``<m>_lo``, ``<m>_hi``. NaN values (e.g. w1 of nominal items) are left out of that metric's
+    ``<m>_lo``, ``<m>_hi`` (cut to the metric's range, ``BOUNDED``). NaN values (e.g. w1 of nominal items) are left out of that metric's
     mean. Each group is resampled with a generator seeded by ``seed`` alone, so its interval does
     not depend on which other groups exist.
     """
@@ -117,7 +121,9 @@ def summarise(cells: pd.DataFrame, by=("method", "country"), *, metrics=METRICS,
         row.update(unit=unit, n_cells=len(group), n_items=group["item"].nunique(),
                    n_countries=group["country"].nunique())
         for m in metrics:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = ci.loc[m, "mean"], ci.loc[m, "lo"], ci.loc[m, "hi"]
+            low, high = BOUNDED.get(m, (-np.inf, np.inf))
+            row[m] = ci.loc[m, "mean"]
+            row[f"{m}_lo"], row[f"{m}_hi"] = np.clip([ci.loc[m, "lo"], ci.loc[m, "hi"]], low, high)
         rows.append(row)
     columns = [*by, "unit", "n_cells", "n_items", "n_countries", *(f"{m}{s}" for m in metrics for s in ("", "_lo", "_hi"))]
     return pd.DataFrame(rows, columns=columns)
