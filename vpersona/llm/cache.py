@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Iterable
 
 from vpersona.core.json_text import dumps, loads, rows_json
+from vpersona.core.liveness import owner_is_gone
 from vpersona.llm.backends.base import Reply
 
 APPLICATION = "vpersona-answer-cache"
@@ -325,7 +326,7 @@ class AnswerCache:
         with self._lock, self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO claimants VALUES (?, ?)", (self.owner, now))
             stale = [r[0] for r in self._conn.execute("SELECT owner, heartbeat FROM claimants")
-                     if r[1] < now - LEASE_SECONDS or _dead_here(r[0])]
+                     if r[1] < now - LEASE_SECONDS or owner_is_gone(r[0])]
             for owner in stale:
                 self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
                 self._conn.execute("DELETE FROM claimants WHERE owner = ?", (owner,))
@@ -409,20 +410,3 @@ def resolve_cache_path(cache_path: str | Path, run_dir: str | Path) -> Path:
     """A run's ``CACHE_PATH``: ``"auto"`` is ``llm_cache.sqlite`` beside the run folders (shared by
     every run under the same outputs folder), anything else a path."""
     return Path(run_dir).parent / "llm_cache.sqlite" if cache_path == "auto" else Path(cache_path)
-
-
-def _dead_here(owner: str) -> bool:
-    """True for a claimant of this host whose process is gone (killed, crashed): its claims need
-    not wait out the lease. Another host's claimant, or a pid that is alive (or reused), waits."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, owned by another user
-        return False
-    return False
-
