@@ -145,6 +145,13 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
     """llama.cpp threads spin-wait: on an oversubscribed machine one thread, on an idle one every core."""
     from vpersona.llm.backends import embedded
     monkeypatch.setattr(embedded.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    for load, expected in ((0.0, 2), (0.9, 2), (1.2, 1), (7.0, 1)):
+    monkeypatch.delenv("VPERSONA_THREADS", raising=False)
+    # one unit of load is the caller waiting on the model (a test runner, the previous notebook)
+    for load, expected in ((0.0, 2), (0.9, 2), (1.2, 2), (1.9, 2), (2.5, 1), (7.0, 1)):
         monkeypatch.setattr(embedded.os, "getloadavg", lambda: (load, load, load))
         assert embedded.default_threads() == expected, load
+    monkeypatch.setenv("VPERSONA_THREADS", "3")
+    assert embedded.default_threads() == 3
+    monkeypatch.setenv("VPERSONA_THREADS", "two")
+    with pytest.raises(BackendError, match="VPERSONA_THREADS='two'"):
+        embedded.default_threads()

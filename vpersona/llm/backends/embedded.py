@@ -50,15 +50,23 @@ def default_model_path() -> Path:
 
 
 def default_threads() -> int:
-    """One thread count for generation and prompt batches: the cores this process may use that are
-    idle now (usable cores minus the whole part of the 1-minute load average, at least 1).
-    llama.cpp's threads spin-wait on each other, so on an oversubscribed machine a second thread
-    makes a prompt slower, not faster (``benchmarks/README.md``: 2 threads at load 4-9 on 2 cores ran 2-10x slower than 1).
-    The logprobs do not depend on the thread count (measured: identical with 1 and 2 threads on
-    SmolLM2 and Qwen2.5-1.5B; 2 threads took 4.8x and 1.8x longer at load 7-8)."""
+    """One thread count for generation and prompt batches: ``$VPERSONA_THREADS`` if set, else the
+    cores this process may use less the load beyond one (usable cores + 1 - the whole part of the
+    1-minute load average, at least 1). One unit of load is left out because it is usually the
+    caller itself, waiting while the model runs (notebook 01's kernel just before, a test runner);
+    counting it halved the threads of every run on an idle 2-core machine (``make test`` 255 ->
+    397 s). llama.cpp's threads spin-wait on each other, so on an oversubscribed machine a second
+    thread makes a prompt slower, not faster (``benchmarks/README.md``: 2 threads at load 4-9 on 2
+    cores ran 2-10x slower than 1). The logprobs do not depend on the thread count (measured:
+    identical with 1 and 2 threads on SmolLM2 and Qwen2.5-1.5B)."""
+    override = os.environ.get("VPERSONA_THREADS", "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise BackendError(f"VPERSONA_THREADS={override!r}: expected a whole number >= 1 (engine threads)")
+        return int(override)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, cores - int(load)))  # floor: a run's own notebook 01 adds < 1
+    return max(1, min(cores, cores + 1 - int(load)))
 
 
 def model_file_identity(path: Path) -> dict:
