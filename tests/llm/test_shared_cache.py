@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from vpersona import load_catalog
 from vpersona.llm import cache as cache_module
+from vpersona.llm.backends.simulated import SimulatedBackend
 from vpersona.llm.cache import AnswerCache
 from vpersona.llm.grid import plan_requests, run_grid
-from vpersona.llm.backends.simulated import SimulatedBackend
 
 CATALOG = load_catalog()
 ITEMS = ["Q46", "Q57", "Q1", "Q164", "Q8", "Q6", "Q29", "Q36"]
@@ -57,6 +58,7 @@ print(json.dumps({"calls": Counting.calls, "stats_calls": stats["calls"], "from_
 """
 
 
+@pytest.mark.full  # real processes / notebook runs, 7-15 s: the full suite
 def test_two_processes_sharing_a_cache_pay_once_per_prompt(tmp_path):
     pairs, personas = persona_plan()
     plan = tmp_path / "plan.pkl"

@@ -35,6 +35,9 @@ args = Namespace(config=sys.argv[1], param=None, run_id=None, output_dir=sys.arg
 sys.exit(main_run(args, notebook_dir=Path(sys.argv[3])))
 """
 
+# real signals to real process groups, ~15 s each: the full suite (`make test-all`, CI)
+pytestmark = pytest.mark.full
+
 
 @pytest.fixture
 def project(tmp_path, notebook):

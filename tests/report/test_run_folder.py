@@ -48,6 +48,7 @@ def _run(nbs, out, lines, **params):
     return run(config, output_dir=out, notebook_dir=nbs, progress=False, log=lines.append)
 
 
+@pytest.mark.full  # real processes / notebook runs, 7-15 s: the full suite
 def test_failed_rerun_keeps_the_previous_results_apart_from_its_own_and_keeps_the_cache(tiny):
     nbs, out = tiny
     cache_path = out / "r" / "data" / "answers.sqlite"  # a cache kept inside the run folder

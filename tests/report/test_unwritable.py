@@ -36,6 +36,9 @@ with AnswerCache(resolve_cache_path(CACHE_PATH, RUN_DIR)) as cache:
 (Path(RUN_DIR) / 'tables' / '02_t.csv').write_text(f'answers\\n{n}\\n')
 """
 
+# real tmpfs and read-only mounts, ~20 s in all: the full suite (`make test-all`, CI)
+pytestmark = pytest.mark.full
+
 
 @pytest.fixture
 def mounts(tmp_path):

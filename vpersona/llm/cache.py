@@ -4,18 +4,16 @@ Keys come from :func:`vpersona.llm.backends.base.cache_key` (backend identity, m
 generation parameters, replicate index). Each row keeps the raw reply (JSON), the parsed answer,
 token usage and a timestamp. ``put`` commits one answer at once, ``put_many`` a group in one
 transaction (the grid commits its replies in groups, see :mod:`vpersona.llm.querying`), in WAL
-mode, so a run killed at any point (even ``kill -9``) keeps all answers committed so far, and
-several processes can write to one cache at once (SQLite's own locking; writers wait up to ``timeout`` seconds).
+mode: a run killed at any point (even ``kill -9``) keeps all answers committed so far, and several
+processes can write at once (SQLite's locking; writers wait up to ``timeout`` s).
 
-A file that is not SQLite, is damaged (``PRAGMA quick_check``), or is another application's SQLite
-database is refused with :class:`CacheError`; it is never overwritten.
+A file that is not SQLite, damaged (``PRAGMA quick_check``) or another application's is refused.
 
 Shared by concurrent runs, a cache never pays twice for a prompt: before asking, a run *claims*
 the keys it lacks (:meth:`AnswerCache.claim`, one SQLite transaction: a key claimed by another
 live run is left to it), asks only its own, then takes the others' answers from the cache as they
-arrive. A claim is a lease: its run renews it (:meth:`AnswerCache.heartbeat`) and a run that died
-(no heartbeat for ``LEASE_SECONDS``, or, on the same host, a process that is gone) loses its
-claims to whoever asks next.
+arrive. A claim is a lease (renewed by :meth:`AnswerCache.heartbeat`): a run silent for
+``LEASE_SECONDS``, or whose process on this host is gone, loses its claims to whoever asks next.
 
 A cache the run may read but not write (a read-only mount, a file or folder without write
 permission) is opened read-only (``readonly``): it serves every answer it holds, and a grid that
@@ -138,12 +136,14 @@ class AnswerCache:
             if self.readonly:
                 self._check_ours(self._tables())
                 return
-            self._init_or_check_schema()
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a killed process
-            self._conn.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: random keys touch the whole index
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
-            if self._claims:
-                self._conn.executescript(CLAIMS_SCHEMA)  # added to caches made before claims existed
+            for attempt in range(100):  # two runs setting up a new file at once: "locked" without a busy wait
+                try:
+                    self._prepare()
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or attempt == 99:
+                        raise
+                    time.sleep(0.05)
         except CacheError:
             self._conn.close()
             raise
@@ -156,6 +156,14 @@ class AnswerCache:
                              f"cache. It was left untouched: move it away or choose another cache path") from None
 
     # -- opening ----------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        self._init_or_check_schema()
+        # WAL + NORMAL: commits survive a killed process; 64 MB of pages: random keys touch the whole index
+        self._conn.executescript(f"PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; "
+                                 f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT};")
+        if self._claims:
+            self._conn.executescript(CLAIMS_SCHEMA)  # added to caches made before claims existed
+
     def _check_integrity(self) -> None:
         result = [r[0] for r in self._conn.execute("PRAGMA quick_check").fetchall()]
         if result != ["ok"]:
