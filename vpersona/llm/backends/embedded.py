@@ -54,8 +54,7 @@ def default_threads() -> int:
     cores this process may use less the load beyond one (usable cores + 1 - the whole part of the
     1-minute load average, at least 1). One unit of load is left out because it is usually the
     caller itself, waiting while the model runs (notebook 01's kernel just before, a test runner);
-    counting it halved the threads of every run on an idle 2-core machine (``make test`` 255 ->
-    397 s). llama.cpp's threads spin-wait on each other, so on an oversubscribed machine a second
+    counting it gave one thread on an idle 2-core machine whenever the load was >= 1. llama.cpp's threads spin-wait on each other, so on an oversubscribed machine a second
     thread makes a prompt slower, not faster (``benchmarks/README.md``: 2 threads at load 4-9 on 2
     cores ran 2-10x slower than 1). The logprobs do not depend on the thread count (measured:
     identical with 1 and 2 threads on SmolLM2 and Qwen2.5-1.5B)."""
