@@ -19,6 +19,10 @@ from vpersona.report.run import RunFailed, notebooks, run
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-vpersona-test-SECRET-4f9c2e"
 
+# The smoke run executes every notebook twice with the embedded model (~150 s on 2 cores): the
+# full suite (`make test-all`, CI), so that `make test` stays well under 5 minutes.
+pytestmark = pytest.mark.full
+
 
 def _hashes(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*"))}
